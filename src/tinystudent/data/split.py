@@ -1,0 +1,78 @@
+"""Seeded k-per-class sampling around a fixed held-out test split.
+
+The test split depends only on `split_seed`, never on the k-shot seed, so every seed and every
+student is scored on the same texts; the pool is everything else, with its labels dropped.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from tinystudent.data.dataset import TextDataset
+from tinystudent.errors import DataError
+
+
+@dataclass
+class Split:
+    """The three disjoint parts every later stage works from."""
+
+    label_names: list[str]
+    train_texts: list[str]
+    train_labels: list[int]
+    test_texts: list[str]
+    test_labels: list[int]
+    pool: list[str]  # unlabeled in-domain text: the transfer set before generation
+
+    def to_json(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Split:
+        return cls(**data)  # type: ignore[arg-type]
+
+
+def make_split(
+    ds: TextDataset, k: int, seed: int, test_size: float | int = 0.2, split_seed: int = 0
+) -> Split:
+    """Stratified test split (fixed by `split_seed`), then k labeled examples per class."""
+    if k < 1:
+        raise DataError(f"k must be at least 1, got {k}")
+    n = len(ds.texts)
+    n_test = int(round(test_size * n)) if isinstance(test_size, float) else int(test_size)
+    if not 0 < n_test < n:
+        raise DataError(f"test_size={test_size} leaves no test or no train rows out of {n}")
+
+    by_class: dict[int, list[int]] = {c: [] for c in range(len(ds.label_names))}
+    for i, y in enumerate(ds.labels):
+        by_class[y].append(i)
+    test_rng = random.Random(split_seed)
+    test_idx: list[int] = []
+    rest: dict[int, list[int]] = {}
+    for c, idx in by_class.items():
+        idx = idx[:]
+        test_rng.shuffle(idx)
+        take = round(n_test * len(idx) / n)
+        test_idx.extend(idx[:take])
+        rest[c] = idx[take:]
+
+    shot_rng = random.Random(seed)
+    train_idx: list[int] = []
+    for c, idx in rest.items():
+        if len(idx) < k:
+            raise DataError(
+                f"class {ds.label_names[c]!r} has {len(idx)} examples outside the test split, "
+                f"fewer than k={k}"
+            )
+        train_idx.extend(shot_rng.sample(idx, k))
+    taken = set(train_idx) | set(test_idx)
+    pool = [ds.texts[i] for i in range(n) if i not in taken] + list(ds.unlabeled)
+    test_idx.sort()
+    return Split(
+        label_names=list(ds.label_names),
+        train_texts=[ds.texts[i] for i in train_idx],
+        train_labels=[ds.labels[i] for i in train_idx],
+        test_texts=[ds.texts[i] for i in test_idx],
+        test_labels=[ds.labels[i] for i in test_idx],
+        pool=pool,
+    )

@@ -1,0 +1,42 @@
+"""The side-by-side table (teacher vs student) printed by `run`/`demo` and saved as report.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def _params(n: float) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """A Markdown table of every system in the report, teacher first."""
+    t = report["teacher"]
+    rows = [("teacher", t)] + [(name, s) for name, s in report["systems"].items()]
+    head = (
+        "| system | model | accuracy | macro-F1 | % of teacher | agreement | params | "
+        "x smaller | size on disk | texts/s |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [
+        f"**{report['dataset']}**, k = {report['k']} per class, seed {report['seed']}, "
+        f"{report['test_size']} test texts, transfer set {report['transfer_size']} texts",
+        "",
+        head,
+    ]
+    for role, r in rows:
+        pct = 100 * r["accuracy"] / t["accuracy"] if t["accuracy"] else float("nan")
+        agree = "-" if role == "teacher" else f"{r['agreement_with_teacher']:.3f}"
+        lines.append(
+            f"| {role} | {r['name']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {pct:.1f}% | "
+            f"{agree} | {_params(r['params'])} | {t['params'] / r['params']:.0f}x | "
+            f"{_size(r['size_bytes'])} | {r['throughput']:,.0f} |"
+        )
+    return "\n".join(lines) + "\n"

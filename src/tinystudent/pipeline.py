@@ -1,0 +1,186 @@
+"""The pipeline: data -> teacher -> soft labels -> student -> evaluate, one artifact per stage.
+
+Every stage writes into the run directory and records a hash of the recipe sections it
+depends on in `stages.json`; a rerun skips a stage whose artifact exists and whose inputs are
+unchanged, and redoes it (and what follows) otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tinystudent import __version__
+from tinystudent.data import Split, load_dataset, make_split
+from tinystudent.evaluate import classification_metrics, render_markdown, throughput
+from tinystudent.io import read_json, write_json, write_text
+from tinystudent.label import label_texts
+from tinystudent.recipe import Recipe
+from tinystudent.students import Student, build_student, load_student
+from tinystudent.teachers import EncoderTeacher
+from tinystudent.train import train_student
+
+log = logging.getLogger(__name__)
+
+
+class RunDir:
+    """Paths of a run's artifacts and the record of which stage ran with which inputs."""
+
+    def __init__(self, root: str | Path, recipe: Recipe) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.recipe = recipe
+        self.split = self.root / "data" / "split.json"
+        self.teacher = self.root / "teacher"
+        self.student = self.root / "student"
+        self.cache = Path(recipe.label.cache_dir or self.root / "cache")
+        self._stages_path = self.root / "stages.json"
+        self.stages: dict[str, str] = (
+            read_json(self._stages_path) if self._stages_path.exists() else {}
+        )
+        self.ran: dict[str, str] = {}
+
+    def is_done(self, stage: str, key: str, artifact: Path) -> bool:
+        return self.stages.get(stage) == key and artifact.exists()
+
+    def mark(self, stage: str, key: str, ran: bool) -> None:
+        self.stages[stage] = key
+        self.ran[stage] = "ran" if ran else "skipped"
+        write_json(self._stages_path, self.stages)
+
+
+def stage_data(run: RunDir) -> Split:
+    r = run.recipe
+    key = r.section_hash("data")
+    if run.is_done("data", key, run.split):
+        run.mark("data", key, ran=False)
+        return Split.from_json(read_json(run.split))
+    d = r.data
+    ds = load_dataset(d.dataset, d.text_column, d.label_column)
+    split = make_split(ds, d.k, d.seed, d.test_size, d.split_seed)
+    if d.max_pool is not None:
+        split.pool = split.pool[: d.max_pool]
+    write_json(run.split, split.to_json())
+    run.mark("data", key, ran=True)
+    return split
+
+
+def stage_teacher(run: RunDir, split: Split) -> EncoderTeacher:
+    r = run.recipe
+    key = r.section_hash("data", "teacher")
+    if run.is_done("teacher", key, run.teacher / "teacher.json"):
+        run.mark("teacher", key, ran=False)
+        return EncoderTeacher.load(run.teacher)
+    teacher = EncoderTeacher.from_pretrained(split.label_names, r.teacher)
+    losses = teacher.fine_tune(split.train_texts, split.train_labels, seed=r.data.seed)
+    teacher.save(run.teacher)
+    write_json(run.teacher / "train_log.json", {"epoch_losses": losses})
+    run.mark("teacher", key, ran=True)
+    return teacher
+
+
+def stage_student(
+    run: RunDir, split: Split, transfer: list[str], probs: np.ndarray, labels: list[int]
+) -> tuple[Student, dict[str, Any]]:
+    r = run.recipe
+    key = r.section_hash("data", "teacher", "student", "train")
+    if run.is_done("student", key, run.student / "student.json"):
+        run.mark("student", key, ran=False)
+        return load_student(run.student), read_json(run.student / "train_log.json")
+    student = build_student(r.student.kind, r.student.options, split.label_names)
+    result = train_student(student, transfer, probs, labels, r.train)
+    log_data = {
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "best_val_agreement": result.best_val_agreement,
+        "seconds": result.seconds,
+    }
+    student.save(run.student)
+    write_json(run.student / "train_log.json", log_data)
+    run.mark("student", key, ran=True)
+    return student, log_data
+
+
+def _system_entry(
+    name: str,
+    probs: np.ndarray,
+    labels: list[int],
+    params: int,
+    size: int,
+    tput: float,
+    teacher_pred: np.ndarray | None = None,
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": name, **classification_metrics(labels, probs)}
+    entry.update(params=params, size_bytes=size, throughput=tput)
+    if teacher_pred is not None:
+        entry["agreement_with_teacher"] = float((probs.argmax(1) == teacher_pred).mean())
+    return entry
+
+
+def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
+    """Run (or resume) the whole pipeline; returns the report, also saved in `out_dir`."""
+    start = time.perf_counter()
+    rd = RunDir(out_dir, recipe)
+    write_json(rd.root / "recipe.json", recipe.model_dump(mode="json"))
+    split = stage_data(rd)
+    teacher = stage_teacher(rd, split)
+
+    # Transfer set: the k gold examples (with their labels) plus the unlabeled pool.
+    gold = set(split.train_texts)
+    pool = [t for t in dict.fromkeys(split.pool) if t not in gold]
+    transfer = split.train_texts + pool
+    labels = split.train_labels + [-1] * len(pool)
+    probs, stats = label_texts(teacher, transfer, rd.cache, recipe.label.shard_size)
+    test_probs, test_stats = label_texts(
+        teacher, split.test_texts, rd.cache, recipe.label.shard_size, desc="teacher on test"
+    )
+    rd.ran["label"] = "ran" if stats.computed else "skipped"
+
+    student, train_log = stage_student(rd, split, transfer, probs, labels)
+    student_probs = student.predict_proba(split.test_texts)
+    teacher_pred = test_probs.argmax(1)
+    probe = split.test_texts[:256]
+    report: dict[str, Any] = {
+        "name": recipe.name,
+        "tinystudent_version": __version__,
+        "dataset": recipe.data.dataset,
+        "k": recipe.data.k,
+        "seed": recipe.data.seed,
+        "label_names": split.label_names,
+        "test_size": len(split.test_texts),
+        "transfer_size": len(transfer),
+        "torch_threads": torch.get_num_threads(),
+        "teacher": _system_entry(
+            recipe.teacher.model,
+            test_probs,
+            split.test_labels,
+            teacher.num_params(),
+            (rd.teacher / "teacher.safetensors").stat().st_size,
+            throughput(teacher.predict_proba, probe, min_seconds=1.0),
+        ),
+        "student": _system_entry(
+            student.kind,
+            student_probs,
+            split.test_labels,
+            student.num_params(),
+            (rd.student / "student.safetensors").stat().st_size,
+            throughput(student.predict_proba, probe, min_seconds=1.0),
+            teacher_pred,
+        ),
+        "labeling": {"transfer": stats.__dict__, "test": test_stats.__dict__},
+        "training": train_log,
+        "stages": rd.ran,
+    }
+    report["systems"] = {"student (distilled)": report["student"]}
+    t_acc = report["teacher"]["accuracy"]
+    report["student"]["pct_of_teacher"] = 100 * report["student"]["accuracy"] / t_acc
+    report["student"]["compression"] = report["teacher"]["params"] / report["student"]["params"]
+    report["seconds"] = time.perf_counter() - start
+    write_json(rd.root / "report.json", report)
+    write_text(rd.root / "report.md", render_markdown(report))
+    return report

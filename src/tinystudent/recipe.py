@@ -1,0 +1,127 @@
+"""Recipes: YAML validated into typed objects; an unknown key or a bad value names the field.
+
+YAML is parsed with `safe_load` only: a recipe is data and can never execute code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tinystudent.errors import RecipeError
+from tinystudent.teachers.encoder import EncoderTeacherConfig
+from tinystudent.train.loop import TrainConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSpec(_Strict):
+    """Where the data comes from and how it is split."""
+
+    dataset: str = "rotten_tomatoes"
+    text_column: str = "text"
+    label_column: str = "label"
+    k: int = Field(64, ge=1, description="labeled examples per class")
+    seed: int = Field(0, ge=0, description="seed of the k-shot sample")
+    test_size: float | int = Field(0.2, gt=0, description="fraction, or a count of test texts")
+    split_seed: int = Field(0, ge=0, description="seed of the fixed test split")
+    max_pool: int | None = Field(None, ge=0, description="cap on unlabeled pool texts used")
+
+
+class LabelSpec(_Strict):
+    """Where soft labels are cached; share one directory across runs to reuse labels."""
+
+    cache_dir: str | None = None
+    shard_size: int = Field(1024, ge=1)
+
+
+class StudentSpec(BaseModel):
+    """`kind` picks the student; every other key is that student's option."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str = "pqrnn"
+
+    @model_validator(mode="after")
+    def _check_options(self) -> StudentSpec:
+        from tinystudent.students import STUDENTS, student_config
+
+        if self.kind not in STUDENTS:
+            raise ValueError(f"unknown student kind {self.kind!r}; choose from {sorted(STUDENTS)}")
+        try:
+            student_config(self.kind, self.options)
+        except ValidationError as e:
+            raise ValueError(_describe(e, prefix=f"{self.kind} option ")) from None
+        return self
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Recipe(_Strict):
+    """A whole distillation run."""
+
+    name: str = "run"
+    data: DataSpec = DataSpec()
+    teacher: EncoderTeacherConfig = EncoderTeacherConfig()
+    label: LabelSpec = LabelSpec()
+    student: StudentSpec = StudentSpec()
+    train: TrainConfig = TrainConfig()
+
+    def section_hash(self, *sections: str) -> str:
+        """Hash of some sections: a stage reruns when a section it depends on changes."""
+        payload = {s: getattr(self, s).model_dump(mode="json") for s in sections}
+        if "student" in payload:
+            payload["student"] = {"kind": self.student.kind, **self.student.options}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _describe(err: ValidationError, prefix: str = "") -> str:
+    """One line per problem, each naming the dotted path of the offending field."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"{prefix}{loc}: {msg}")
+    return "; ".join(lines)
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    return "\n".join(f"{source}: {line}" for line in _describe(err).split("; "))
+
+
+def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe is a mapping of sections, got {type(data).__name__}")
+    try:
+        return Recipe(**data)
+    except ValidationError as e:
+        raise RecipeError(_format_errors(e, source)) from None
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    if not path.exists():
+        raise RecipeError(f"{path}: no such recipe file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{path}: not valid YAML ({e})") from None
+    return parse_recipe(data, str(path))
+
+
+def default_recipe() -> Recipe:
+    """The embedded default (`tinystudent demo`): Rotten Tomatoes, k = 64, MiniLM -> pQRNN."""
+    return Recipe(
+        name="rotten_tomatoes-k64",
+        data=DataSpec(dataset="rotten_tomatoes", k=64, seed=0, test_size=2000),
+    )

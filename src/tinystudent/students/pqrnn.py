@@ -1,0 +1,62 @@
+"""pQRNN (Kaliamoorthi et al. 2021): hashed ternary token projection -> bottleneck -> BiQRNN.
+
+No embedding table: the only parameters are the bottleneck, the QRNN gates and the classifier,
+so the model stays a few hundred thousand parameters whatever the vocabulary.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from tinystudent.students.base import Student, StudentConfig, StudentOutput
+from tinystudent.students.hashing import HashProjection
+from tinystudent.students.qrnn import BiQRNN
+
+
+class PQRNNConfig(StudentConfig):
+    features: int = Field(256, ge=32, description="projection width (multiple of 32)")
+    bottleneck: int = Field(128, ge=8)
+    hidden: int = Field(64, ge=8, description="QRNN units per direction")
+    layers: int = Field(2, ge=1, le=6)
+    window: int = Field(2, ge=1, le=4)
+    zoneout: float = Field(0.1, ge=0, lt=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    max_tokens: int = Field(64, ge=1)
+    lowercase: bool = True
+    hash_seed: int = Field(0, ge=0)
+
+
+class PQRNN(Student):
+    kind: ClassVar[str] = "pqrnn"
+    Config: ClassVar[type[StudentConfig]] = PQRNNConfig
+    cfg: PQRNNConfig
+
+    def __init__(self, cfg: PQRNNConfig, label_names: list[str]) -> None:
+        super().__init__(cfg, label_names)
+        self.projection = HashProjection(cfg.features, cfg.hash_seed)
+        self.bottleneck = nn.Sequential(nn.Linear(cfg.features, cfg.bottleneck), nn.ReLU())
+        dims = [cfg.bottleneck] + [2 * cfg.hidden] * (cfg.layers - 1)
+        self.qrnn = nn.ModuleList(BiQRNN(d, cfg.hidden, cfg.window, cfg.zoneout) for d in dims)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(4 * cfg.hidden, len(label_names))
+
+    def featurize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        proj, mask = self.projection.batch(texts, self.cfg.max_tokens, self.cfg.lowercase)
+        return {"projection": torch.from_numpy(proj), "mask": torch.from_numpy(mask)}
+
+    def forward(self, **features: torch.Tensor) -> StudentOutput:
+        projection, mask = features["projection"], features["mask"]
+        h = self.dropout(self.bottleneck(projection))
+        hidden_states = []
+        for layer in self.qrnn:
+            h = self.dropout(layer(h, mask))
+            hidden_states.append(h)
+        m = mask.unsqueeze(-1)
+        mean = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+        mx = h.masked_fill(m == 0, float("-inf")).amax(1)
+        logits = self.head(torch.cat([mean, mx], dim=-1))
+        return StudentOutput(logits=logits, hidden_states=tuple(hidden_states))

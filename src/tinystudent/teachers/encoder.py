@@ -1,0 +1,185 @@
+"""A transformer encoder with a mean-pooled classification head, fine-tuned on the k-shot set.
+
+Mean pooling matches how sentence-transformers checkpoints (the default MiniLM) were trained,
+so the head starts from embeddings that already separate meanings well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+from tqdm.auto import tqdm
+
+from tinystudent.assets import resolve_model
+from tinystudent.io import read_json, save_safetensors, write_json
+from tinystudent.seed import seed_everything
+
+
+class EncoderTeacherConfig(BaseModel):
+    """How to fine-tune the encoder teacher; defaults suit ~100 examples on a CPU."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "minilm-l6"
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(5e-5, gt=0)
+    head_lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    max_length: int = Field(64, ge=8, le=512)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    predict_batch_size: int = Field(64, ge=1)
+    trust_remote_code: bool = False
+
+
+def length_sorted_batches(texts: list[str], batch_size: int) -> list[list[int]]:
+    """Index batches of similar length: padding costs compute, so sort before batching."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class EncoderTeacher(nn.Module):
+    """Encoder + mean pooling + linear head; saved as one safetensors file plus configs."""
+
+    def __init__(
+        self, backbone: nn.Module, tokenizer, label_names: list[str], cfg: EncoderTeacherConfig
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.label_names = list(label_names)
+        self.cfg = cfg
+        hidden = int(backbone.config.hidden_size)  # type: ignore[union-attr,arg-type]
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(hidden, len(label_names))
+        self._fingerprint: str | None = None
+
+    @classmethod
+    def from_pretrained(cls, label_names: list[str], cfg: EncoderTeacherConfig) -> EncoderTeacher:
+        from transformers import AutoModel, AutoTokenizer
+
+        path = resolve_model(cfg.model)
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
+        backbone = AutoModel.from_pretrained(
+            path, trust_remote_code=cfg.trust_remote_code, use_safetensors=True
+        )
+        return cls(backbone, tok, label_names, cfg)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+        h = out.last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(h.dtype)
+        pooled = (h * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.head(self.dropout(pooled))
+
+    def _encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        enc = self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.cfg.max_length,
+            return_tensors="pt",
+        )
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    def fine_tune(self, texts: list[str], labels: list[int], seed: int = 0) -> list[float]:
+        """Plain supervised fine-tuning; returns the mean loss of each epoch."""
+        seed_everything(seed)
+        cfg = self.cfg
+        head_params = list(self.head.parameters())
+        body_params = [p for n, p in self.named_parameters() if not n.startswith("head.")]
+        opt = torch.optim.AdamW(
+            [{"params": body_params, "lr": cfg.lr}, {"params": head_params, "lr": cfg.head_lr}],
+            weight_decay=cfg.weight_decay,
+        )
+        steps = cfg.epochs * math.ceil(len(texts) / cfg.batch_size)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10)) * max(0.0, 1 - s / steps)
+        )
+        y_all = torch.tensor(labels)
+        gen = torch.Generator().manual_seed(seed)
+        losses: list[float] = []
+        self.train()
+        bar = tqdm(total=steps, desc="teacher fine-tune", unit="step")
+        for _ in range(cfg.epochs):
+            perm = torch.randperm(len(texts), generator=gen).tolist()
+            total = 0.0
+            for i in range(0, len(perm), cfg.batch_size):
+                idx = perm[i : i + cfg.batch_size]
+                logits = self(**self._encode([texts[j] for j in idx]))
+                loss = nn.functional.cross_entropy(logits, y_all[idx])
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                total += loss.item() * len(idx)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+            losses.append(total / len(texts))
+        bar.close()
+        self.eval()
+        self._fingerprint = None
+        return losses
+
+    @torch.inference_mode()
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Class probabilities in input order, computed in length-sorted batches."""
+        self.eval()
+        out = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
+        for idx in length_sorted_batches(texts, self.cfg.predict_batch_size):
+            logits = self(**self._encode([texts[i] for i in idx]))
+            out[idx] = torch.softmax(logits.float(), -1).numpy()
+        return out
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the weights and of everything that changes predictions (length, labels)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            h.update(f"{self.cfg.max_length}|{self.label_names}".encode())
+            for name, t in sorted(self.state_dict().items()):
+                h.update(name.encode())
+                h.update(t.detach().cpu().contiguous().numpy().tobytes())
+            self._fingerprint = h.hexdigest()[:32]
+        return self._fingerprint
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def save(self, out_dir: str | Path) -> None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.backbone.config.save_pretrained(out)  # type: ignore[union-attr,operator]
+        self.tokenizer.save_pretrained(out)
+        save_safetensors(out / "teacher.safetensors", self.state_dict(), {"format": "pt"})
+        write_json(
+            out / "teacher.json",
+            {
+                "kind": "encoder",
+                "label_names": self.label_names,
+                "config": self.cfg.model_dump(),
+                "fingerprint": self.fingerprint,
+                "params": self.num_params(),
+            },
+        )
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> EncoderTeacher:
+        from safetensors.torch import load_file
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        d = Path(model_dir)
+        meta = read_json(d / "teacher.json")
+        cfg = EncoderTeacherConfig(**meta["config"])
+        backbone = AutoModel.from_config(AutoConfig.from_pretrained(d))
+        teacher = cls(backbone, AutoTokenizer.from_pretrained(d), meta["label_names"], cfg)
+        teacher.load_state_dict(load_file(str(d / "teacher.safetensors")))
+        teacher.eval()
+        return teacher
