@@ -121,4 +121,4 @@ def load_file(
             )
     index = {name: i for i, name in enumerate(label_names)}
     t, y = dedupe(texts, [index[lab] for lab in raw_labels])
-    return TextDataset(path.stem, t, y, list(label_names), unlabeled)
+    return TextDataset(str(path), t, y, list(label_names), unlabeled)

@@ -6,10 +6,15 @@ from pathlib import Path
 from typing import Any
 
 from tinystudent.errors import RecipeError
+from tinystudent.students.bag import BagConfig, EmbeddingBag
 from tinystudent.students.base import Student, StudentConfig, StudentOutput
+from tinystudent.students.bilstm import BiLSTM, BiLSTMConfig
+from tinystudent.students.cnn import CNNConfig, TextCNN
 from tinystudent.students.pqrnn import PQRNN, PQRNNConfig
+from tinystudent.students.tiny_transformer import TinyTransformer, TransformerConfig
 
-STUDENTS: dict[str, type[Student]] = {cls.kind: cls for cls in [PQRNN]}
+_KINDS: list[type[Student]] = [PQRNN, BiLSTM, TextCNN, EmbeddingBag, TinyTransformer]
+STUDENTS: dict[str, type[Student]] = {cls.kind: cls for cls in _KINDS}
 
 
 def student_config(kind: str, options: dict[str, Any]) -> StudentConfig:
@@ -38,8 +43,16 @@ def load_student(model_dir: str | Path) -> Student:
 
 __all__ = [
     "STUDENTS",
+    "BagConfig",
+    "BiLSTM",
+    "BiLSTMConfig",
+    "CNNConfig",
+    "EmbeddingBag",
     "PQRNN",
     "PQRNNConfig",
+    "TextCNN",
+    "TinyTransformer",
+    "TransformerConfig",
     "Student",
     "StudentConfig",
     "StudentOutput",

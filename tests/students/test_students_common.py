@@ -1,0 +1,213 @@
+"""The contract every student kind honours, checked on tiny configs and synthetic text.
+
+No packaged asset is touched: vocabulary students start from random vectors and the
+transformer trains its own small WordPiece.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from tinystudent.errors import RecipeError
+from tinystudent.recipe import parse_recipe
+from tinystudent.students import STUDENTS, Student, build_student, load_student, student_config
+from tinystudent.train import TrainConfig, train_student
+
+LABELS = ["neg", "pos"]
+GOOD = ["good", "great", "superb", "lovely", "fine"]
+BAD = ["bad", "awful", "dull", "poor", "boring"]
+FILLER = ["the", "movie", "plot", "was", "actor", "scene", "story", "and", "a", "quite", "film"]
+
+TINY: dict[str, dict[str, object]] = {
+    "pqrnn": {"features": 64, "bottleneck": 16, "hidden": 8, "layers": 1},
+    "bilstm": {"embeddings": "random", "embed_dim": 16, "hidden": 8, "head_hidden": 8},
+    "cnn": {"embeddings": "random", "embed_dim": 16, "filters": 8},
+    "bag": {"init": "random", "embed_dim": 16, "head_hidden": 16},
+    "transformer": {
+        "init": "random",
+        "tokenizer": "trained",
+        "vocab_size": 120,
+        "layers": 1,
+        "hidden": 16,
+        "heads": 2,
+        "intermediate": 32,
+        "max_tokens": 48,
+    },
+}
+KINDS = sorted(TINY)
+PQRNN_PADDING_BUG = pytest.mark.xfail(
+    strict=True,
+    reason="pqrnn.py: padded positions leave the bottleneck as ReLU(bias) != 0 and the backward "
+    "QRNN's window (window >= 2) reads them next to the last real token; masking the "
+    "bottleneck output fixes it (see test_students_pqrnn.py)",
+)
+
+
+def synthetic(n: int, seed: int) -> tuple[list[str], list[int]]:
+    """Filler words around one sentiment word; the label is which list that word is from."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        y = i % 2
+        words = rng.sample(FILLER, rng.randint(2, 7))
+        words.insert(rng.randint(0, len(words)), rng.choice(GOOD if y else BAD))
+        texts.append(" ".join(words) + rng.choice(["", " .", " !"]))
+        labels.append(y)
+    return texts, labels
+
+
+TEXTS, _ = synthetic(60, seed=1)
+
+
+def fitted(kind: str, **overrides: object) -> Student:
+    torch.manual_seed(0)
+    student = build_student(kind, {**TINY[kind], **overrides}, LABELS)
+    student.fit_preprocessing(TEXTS)
+    return student.eval()
+
+
+def test_registry_lists_every_kind():
+    assert set(STUDENTS) == {"pqrnn", "bilstm", "cnn", "bag", "transformer"}
+    for kind, cls in STUDENTS.items():
+        assert cls.kind == kind
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_forward_shapes(kind: str):
+    student = fitted(kind)
+    texts = ["a good movie", "", "the plot was dull and the actor was boring !"]
+    features = student.featurize(texts)
+    assert all(t.shape[0] == 3 for t in features.values())
+    out = student(**features)
+    assert out.logits.shape == (3, 2)
+    assert torch.isfinite(out.logits).all()
+    for h in out.hidden_states or ():
+        assert h.shape[0] == 3 and h.shape[1] == next(iter(features.values())).shape[1]
+    probs = student.predict_proba(texts)
+    assert probs.shape == (3, 2)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-6)
+    assert student.predict(texts)[0] in LABELS
+
+
+@pytest.mark.parametrize(
+    "kind", [pytest.param(k, marks=PQRNN_PADDING_BUG) if k == "pqrnn" else k for k in KINDS]
+)
+def test_padding_does_not_change_a_texts_output(kind: str):
+    student = fitted(kind)
+    short = "a good movie !"
+    long = " ".join(FILLER * 4) + " bad"
+    with torch.no_grad():
+        alone = student(**student.featurize([short])).logits[0]
+        batched = student(**student.featurize([short, long])).logits[0]
+        empty_alone = student(**student.featurize([""])).logits[0]
+        empty_batched = student(**student.featurize([long, ""])).logits[1]
+    torch.testing.assert_close(alone, batched, atol=1e-5, rtol=0)
+    torch.testing.assert_close(empty_alone, empty_batched, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_featurize_is_deterministic(kind: str):
+    student = fitted(kind)
+    a, b = student.featurize(TEXTS[:5]), student.featurize(TEXTS[:5])
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_load_round_trip(kind: str, tmp_path):
+    student = fitted(kind)
+    with torch.no_grad():  # move every weight off its initial value
+        for p in student.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    student.save(tmp_path, extra={"note": "x"})
+    loaded = load_student(tmp_path)
+    assert type(loaded) is type(student)
+    assert loaded.label_names == LABELS
+    assert loaded.num_params() == student.num_params()
+    probe = [*TEXTS[:20], "", "words never seen before zzz"]
+    np.testing.assert_allclose(loaded.predict_proba(probe), student.predict_proba(probe), atol=1e-6)
+    meta = Student.read_meta(tmp_path)
+    assert meta["params"] == student.num_params() and meta["note"] == "x"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_num_params_counts_every_weight(kind: str):
+    student = fitted(kind)
+    n = student.num_params()
+    assert n == sum(p.numel() for p in student.parameters()) > 0
+
+
+@pytest.mark.parametrize("kind", ["bilstm", "cnn", "bag"])
+def test_default_vocab_students_stay_under_a_million_params(kind: str):
+    # A full 10k-word vocabulary, without building it from 10k distinct words.
+    options = {"embeddings": "random"} if kind != "bag" else {"init": "random"}
+    student = build_student(kind, options, LABELS)
+    student.load_preprocessing_state({"vocab": {"words": [f"w{i}" for i in range(20_000)]}})
+    assert len(student.vocab) == 20_002  # a saved vocabulary is restored as it was
+    student = build_student(kind, options, LABELS)
+    student.fit_preprocessing([" ".join(f"w{i}" for i in range(12_000))])
+    assert len(student.vocab) == 10_000
+    assert 100_000 < student.num_params() < 1_000_000
+
+
+def test_default_pqrnn_stays_under_a_million_params():
+    assert build_student("pqrnn", {}, LABELS).num_params() < 1_000_000
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_learns_a_separable_task(kind: str):
+    texts, labels = synthetic(200, seed=2)
+    probs = np.array([[0.9, 0.1] if y == 0 else [0.1, 0.9] for y in labels], dtype=np.float32)
+    torch.manual_seed(0)
+    student = build_student(kind, TINY[kind], LABELS)
+    cfg = TrainConfig(epochs=12, batch_size=16, lr=1e-2, patience=12, seed=0)
+    result = train_student(student, texts, probs, None, cfg)
+    test_texts, test_labels = synthetic(100, seed=3)
+    acc = float((student.predict_proba(test_texts).argmax(1) == np.array(test_labels)).mean())
+    assert acc >= 0.9, (kind, acc, result.history[-1])
+    assert result.best_val_agreement >= 0.9
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "field"),
+    [
+        ("bilstm", {"hidden": 0}, "hidden"),
+        ("bilstm", {"embed_dim": 16}, "embed_dim"),  # glove is the default: 50-d only
+        ("bilstm", {"embeddings": "word2vec"}, "embeddings"),
+        ("cnn", {"kernel_sizes": [3, 0]}, "kernel_sizes"),
+        ("cnn", {"kernel_sizes": []}, "kernel_sizes"),
+        ("cnn", {"dropout": 1.0}, "dropout"),
+        ("bag", {"init": "glove", "embed_dim": 64}, "embed_dim"),
+        ("bag", {"vocab_size": 2}, "vocab_size"),
+        ("transformer", {"init": "random", "hidden": 30, "heads": 4}, "heads"),
+        ("transformer", {"init": "minilm-l3", "layers": 4}, "layers"),
+        ("transformer", {"init": "random", "teacher_layers": [0]}, "teacher_layers"),
+        ("transformer", {"layers": 2, "teacher_layers": [0, 1, 2]}, "teacher_layers"),
+        ("transformer", {"init": "teacher_layers", "tokenizer": "trained"}, "tokenizer"),
+        ("pqrnn", {"layers": 0}, "layers"),
+    ],
+)
+def test_config_errors_name_the_field(kind: str, options: dict[str, object], field: str):
+    with pytest.raises(ValidationError) as err:
+        student_config(kind, options)
+    assert field in str(err.value)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unknown_option_is_an_error_naming_it(kind: str):
+    with pytest.raises(ValidationError, match="colour"):
+        student_config(kind, {"colour": "red"})
+    with pytest.raises(RecipeError, match="colour"):
+        parse_recipe({"student": {"kind": kind, "colour": "red"}})
+
+
+def test_recipe_accepts_every_kinds_tiny_options():
+    for kind in KINDS:
+        recipe = parse_recipe({"student": {"kind": kind, **TINY[kind]}})
+        assert recipe.student.options == TINY[kind]
