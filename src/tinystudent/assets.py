@@ -94,8 +94,16 @@ def asset_path(name: str) -> Path:
     return path
 
 
+#: Assets assembled from several packages rather than read from one (see assets_large.py).
+ASSEMBLED = {"mpnet-base": "sentence-transformers/all-mpnet-base-v2 (109.5M params), assembled"}
+
+
 def resolve_model(name_or_path: str) -> str:
     """A catalogue name, an existing local directory, or a hub id (checked for offline mode)."""
+    if name_or_path in ASSEMBLED:
+        from tinystudent.assets_large import mpnet_path
+
+        return str(mpnet_path())
     if name_or_path in CATALOGUE:
         return str(asset_path(name_or_path))
     if Path(name_or_path).expanduser().exists():
@@ -104,7 +112,7 @@ def resolve_model(name_or_path: str) -> str:
         # A hub id might still be in the local hub cache; let transformers try and explain.
         return name_or_path
     if "/" not in name_or_path:
-        known = ", ".join(n for n, a in CATALOGUE.items() if a.kind == "model")
+        known = ", ".join([n for n, a in CATALOGUE.items() if a.kind == "model"] + list(ASSEMBLED))
         raise AssetMissingError(
             f"model {name_or_path!r} is neither a catalogue name ({known}), "
             "a local directory, nor a hub id of the form owner/name"

@@ -106,6 +106,13 @@ def stage_student(
     return student, log_data
 
 
+def transfer_set(split: Split) -> tuple[list[str], list[int]]:
+    """The k gold examples (with their labels) plus the unlabeled pool (label -1), deduplicated."""
+    gold = set(split.train_texts)
+    pool = [t for t in dict.fromkeys(split.pool) if t not in gold]
+    return split.train_texts + pool, split.train_labels + [-1] * len(pool)
+
+
 def _system_entry(
     name: str,
     probs: np.ndarray,
@@ -130,11 +137,7 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
     split = stage_data(rd)
     teacher = stage_teacher(rd, split)
 
-    # Transfer set: the k gold examples (with their labels) plus the unlabeled pool.
-    gold = set(split.train_texts)
-    pool = [t for t in dict.fromkeys(split.pool) if t not in gold]
-    transfer = split.train_texts + pool
-    labels = split.train_labels + [-1] * len(pool)
+    transfer, labels = transfer_set(split)
     probs, stats = label_texts(teacher, transfer, rd.cache, recipe.label.shard_size)
     test_probs, test_stats = label_texts(
         teacher, split.test_texts, rd.cache, recipe.label.shard_size, desc="teacher on test"

@@ -7,6 +7,7 @@ transformer trains its own small WordPiece.
 from __future__ import annotations
 
 import random
+from typing import cast
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from tinystudent.errors import RecipeError
 from tinystudent.recipe import parse_recipe
 from tinystudent.students import STUDENTS, Student, build_student, load_student, student_config
+from tinystudent.students.vocab import VocabStudent
 from tinystudent.train import TrainConfig, train_student
 
 LABELS = ["neg", "pos"]
@@ -62,6 +64,16 @@ def synthetic(n: int, seed: int) -> tuple[list[str], list[int]]:
 
 
 TEXTS, _ = synthetic(60, seed=1)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy machine two OpenMP threads that
+    wait on each other at every LSTM step make a 2 s test take a minute."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def fitted(kind: str, **overrides: object) -> Student:
@@ -147,10 +159,10 @@ def test_num_params_counts_every_weight(kind: str):
 def test_default_vocab_students_stay_under_a_million_params(kind: str):
     # A full 10k-word vocabulary, without building it from 10k distinct words.
     options = {"embeddings": "random"} if kind != "bag" else {"init": "random"}
-    student = build_student(kind, options, LABELS)
+    student = cast(VocabStudent, build_student(kind, options, LABELS))
     student.load_preprocessing_state({"vocab": {"words": [f"w{i}" for i in range(20_000)]}})
     assert len(student.vocab) == 20_002  # a saved vocabulary is restored as it was
-    student = build_student(kind, options, LABELS)
+    student = cast(VocabStudent, build_student(kind, options, LABELS))
     student.fit_preprocessing([" ".join(f"w{i}" for i in range(12_000))])
     assert len(student.vocab) == 10_000
     assert 100_000 < student.num_params() < 1_000_000

@@ -286,6 +286,7 @@ class TinyTransformer(Student):
         self.arch = {**arch, "pad_token_id": pad_id}
         self.bert = build_bert(self.arch, self.cfg.dropout, eager=self.cfg.attentions)
         self.head = nn.Linear(int(arch["hidden_size"]), len(self.label_names))
+        self.train(self.training)  # new modules start in training mode: follow the student's
 
     def _random_arch(self, tokenizer: Tokenizer) -> dict[str, Any]:
         cfg = self.cfg
