@@ -42,12 +42,6 @@ TINY: dict[str, dict[str, object]] = {
     },
 }
 KINDS = sorted(TINY)
-PQRNN_PADDING_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="pqrnn.py: padded positions leave the bottleneck as ReLU(bias) != 0 and the backward "
-    "QRNN's window (window >= 2) reads them next to the last real token; masking the "
-    "bottleneck output fixes it (see test_students_pqrnn.py)",
-)
 
 
 def synthetic(n: int, seed: int) -> tuple[list[str], list[int]]:
@@ -106,9 +100,7 @@ def test_forward_shapes(kind: str):
     assert student.predict(texts)[0] in LABELS
 
 
-@pytest.mark.parametrize(
-    "kind", [pytest.param(k, marks=PQRNN_PADDING_BUG) if k == "pqrnn" else k for k in KINDS]
-)
+@pytest.mark.parametrize("kind", KINDS)
 def test_padding_does_not_change_a_texts_output(kind: str):
     student = fitted(kind)
     short = "a good movie !"

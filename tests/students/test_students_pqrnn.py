@@ -122,12 +122,6 @@ def test_pqrnn_with_window_one_ignores_padding():
     assert _padding_gap(1) < 1e-5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pqrnn.py bug: padded positions come out of the bottleneck as ReLU(bias) != 0, and "
-    "with window >= 2 the backward QRNN reads them beside the last real token. Fix in "
-    "PQRNN.forward: h = self.dropout(self.bottleneck(projection)) * mask.unsqueeze(-1)",
-)
 def test_pqrnn_default_window_ignores_padding():
     assert _padding_gap(2) < 1e-5
 

@@ -87,13 +87,13 @@ def test_frozen_embeddings_do_not_move_in_training():
     def fit_and_snapshot(texts: list[str]) -> None:  # the trainer fits the vocabulary itself
         fit(texts)
         fitted["embedding"] = student.embedding.weight.detach().clone()
-        fitted["head"] = student.head[0].weight.detach().clone()
+        fitted["head"] = next(student.head.parameters()).detach().clone()
 
     student.fit_preprocessing = fit_and_snapshot  # type: ignore[method-assign]
     train_student(student, texts, probs, None, TrainConfig(epochs=3, batch_size=8))
     assert not student.embedding.weight.requires_grad
     assert torch.equal(student.embedding.weight, fitted["embedding"])
-    assert not torch.equal(student.head[0].weight, fitted["head"])  # the rest did train
+    assert not torch.equal(next(student.head.parameters()), fitted["head"])  # the rest did train
 
 
 def test_pca_orders_axes_by_variance_and_zero_pads_past_the_rank():

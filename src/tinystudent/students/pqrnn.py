@@ -50,7 +50,9 @@ class PQRNN(Student):
 
     def forward(self, **features: torch.Tensor) -> StudentOutput:
         projection, mask = features["projection"], features["mask"]
-        h = self.dropout(self.bottleneck(projection))
+        # Padding must stay exactly zero: ReLU(bias) is not, and the backward QRNN's window
+        # would read it beside the last real token, making outputs depend on the batch.
+        h = self.dropout(self.bottleneck(projection)) * mask.unsqueeze(-1)
         hidden_states = []
         for layer in self.qrnn:
             h = self.dropout(layer(h, mask))
