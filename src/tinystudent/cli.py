@@ -80,6 +80,55 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a saved student to a self-contained ONNX directory (graph, optional int8 graph,
+    preprocess.json, model card) that `tinystudent.inference.Predictor` runs without torch."""
+    from tinystudent.export import export_student
+
+    command = f"tinystudent export {args.model_dir} --format {args.format}"
+    command += " --int8" * args.int8 + (f" --out {args.out}" if args.out else "")
+    out = export_student(args.model_dir, args.out, args.format, args.int8, command=command)
+    print((out / "README.md").read_text(encoding="utf-8"))
+    print(f"exported: {out}/")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve an exported model over HTTP: POST /predict, GET /health, GET /metadata."""
+    from tinystudent.serve import serve
+
+    limits = {"max_texts": args.max_texts, "max_chars": args.max_chars, "timeout_s": args.timeout}
+    serve(args.model_dir, args.host, args.port, args.threads, **limits)
+    return 0
+
+
+def cmd_embed_distill(args: argparse.Namespace) -> int:
+    """Distill a sentence-embedding teacher into a tiny encoder, as a recipe describes."""
+    from tinystudent.embeddings import load_embed_recipe, run_embed_distill
+    from tinystudent.embeddings.pipeline import summary
+
+    recipe = load_embed_recipe(args.recipe)
+    out = Path(args.out or Path("runs") / recipe.name)
+    print(summary(run_embed_distill(recipe, out)))
+    print(f"artifacts: {out}/ (report.json, student/, cache/)")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run (or resume) a benchmark protocol: teachers, distilled and gold-only students and
+    baselines on one split, k in the protocol's ks, several seeds; writes JSON + Markdown."""
+    from tinystudent.benchmark import load_bench, run_benchmark
+
+    spec = load_bench(args.spec)
+    if args.cache:
+        spec.cache_dir = args.cache
+    out = Path(args.out)
+    run_benchmark(spec, out, quick=args.quick)
+    print((out / f"{spec.name}.md").read_text(encoding="utf-8"))
+    print(f"results: {out}/{spec.name}.json, {out}/{spec.name}.md")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tinystudent",
@@ -92,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("run", cmd_run, "run (or resume) the pipeline described by a recipe YAML"),
         ("demo", cmd_demo, "distill the built-in default (Rotten Tomatoes, k=64) and report"),
         ("predict", cmd_predict, "classify texts with a saved student"),
+        ("bench", cmd_bench, "benchmark teachers, students and baselines (a protocol or YAML)"),
+        ("embed-distill", cmd_embed_distill, "distill a sentence-embedding teacher (recipe YAML)"),
+        ("export", cmd_export, "export a student to ONNX (+ int8) with its preprocessing"),
+        ("serve", cmd_serve, "serve an exported model over HTTP (needs the serve extra)"),
     ]
     parsers = {}
     for name, fn, help_text in verbs:
@@ -101,11 +154,31 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["run"].add_argument("recipe", help="recipe YAML (see recipes/)")
     parsers["run"].add_argument("--out", help="run directory (default: runs/<recipe name>)")
     parsers["demo"].add_argument("--out", default="runs/demo", help="run directory")
+    p = parsers["bench"]
+    p.add_argument("spec", help="a built-in protocol (rt, bbc), a bench YAML or a recipe YAML")
+    p.add_argument("--out", default="bench/results", help="results directory")
+    p.add_argument("--quick", action="store_true", help="2 seeds, 1 epoch, small pool (smoke test)")
+    p.add_argument("--cache", help="cache directory (default ~/.cache/tinystudent/bench)")
+    parsers["embed-distill"].add_argument("recipe", help="recipe YAML (see recipes/embed_*)")
+    parsers["embed-distill"].add_argument("--out", help="run directory (default: runs/<name>)")
     p = parsers["predict"]
     p.add_argument("model_dir", help="a student directory, or a run directory holding student/")
     p.add_argument("texts", nargs="*", help="texts to classify (else --file or stdin)")
     p.add_argument("--file", help="a text file, one input per line")
     p.add_argument("--json", action="store_true", help="print one JSON object per text")
+    p = parsers["export"]
+    p.add_argument("model_dir", help="a student directory, or a run directory holding student/")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="export format")
+    p.add_argument("--int8", action="store_true", help="also write a dynamic-int8 graph")
+    p.add_argument("--out", help="export directory (default: <student dir>-onnx beside it)")
+    p = parsers["serve"]
+    p.add_argument("model_dir", help="an export directory (from `tinystudent export`)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    p.add_argument("--max-texts", type=int, default=256, help="texts per request")
+    p.add_argument("--max-chars", type=int, default=10_000, help="characters per text")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     return parser
 
 

@@ -25,6 +25,21 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable: without it a power cut can undo a finished write."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # some platforms (Windows) cannot open a directory
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -36,6 +51,20 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def remove_stale_temps(directory: str | Path) -> int:
+    """Delete temp files a killed writer left behind (`.<name>.<random>.tmp`); returns how many.
+
+    Only call this on a directory no other process is writing to.
+    """
+    d = Path(directory)
+    if not d.is_dir():
+        return 0
+    stale = list(d.glob(".*.tmp"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
 
 
 def read_json(path: str | Path) -> Any:

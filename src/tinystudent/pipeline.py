@@ -8,6 +8,7 @@ unchanged, and redoes it (and what follows) otherwise.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,13 @@ import torch
 from tinystudent import __version__
 from tinystudent.data import Split, load_dataset, make_split
 from tinystudent.evaluate import classification_metrics, render_markdown, throughput
-from tinystudent.io import read_json, write_json, write_text
+from tinystudent.io import read_json, remove_stale_temps, write_json, write_text
 from tinystudent.label import label_texts
 from tinystudent.recipe import Recipe
+from tinystudent.seed import seed_everything
 from tinystudent.students import Student, build_student, load_student
 from tinystudent.teachers import EncoderTeacher
+from tinystudent.teachers.frozen import FrozenEncoderTeacher, FrozenTeacherConfig
 from tinystudent.train import train_student
 
 log = logging.getLogger(__name__)
@@ -38,12 +41,18 @@ class RunDir:
         self.split = self.root / "data" / "split.json"
         self.teacher = self.root / "teacher"
         self.student = self.root / "student"
+        # Per-epoch training state of an unfinished stage; removed once its model is saved.
+        self.teacher_ckpt = self.root / "teacher.ckpt"
+        self.student_ckpt = self.root / "student.ckpt"
         self.cache = Path(recipe.label.cache_dir or self.root / "cache")
         self._stages_path = self.root / "stages.json"
         self.stages: dict[str, str] = (
             read_json(self._stages_path) if self._stages_path.exists() else {}
         )
         self.ran: dict[str, str] = {}
+        # Temp files a killed writer left behind; the cache is skipped (it may be shared).
+        for d in (self.root, self.split.parent, self.teacher, self.student):
+            remove_stale_temps(d)
 
     def is_done(self, stage: str, key: str, artifact: Path) -> bool:
         return self.stages.get(stage) == key and artifact.exists()
@@ -61,7 +70,7 @@ def stage_data(run: RunDir) -> Split:
         run.mark("data", key, ran=False)
         return Split.from_json(read_json(run.split))
     d = r.data
-    ds = load_dataset(d.dataset, d.text_column, d.label_column)
+    ds = load_dataset(d.dataset, d.text_column, d.label_column, d.label_names)
     split = make_split(ds, d.k, d.seed, d.test_size, d.split_seed)
     if d.max_pool is not None:
         split.pool = split.pool[: d.max_pool]
@@ -70,18 +79,57 @@ def stage_data(run: RunDir) -> Split:
     return split
 
 
-def stage_teacher(run: RunDir, split: Split) -> EncoderTeacher:
+def stage_teacher(run: RunDir, split: Split) -> EncoderTeacher | FrozenEncoderTeacher:
     r = run.recipe
     key = r.section_hash("data", "teacher")
+    if isinstance(r.teacher, FrozenTeacherConfig):
+        return _stage_frozen_teacher(run, split, r.teacher, key)
     if run.is_done("teacher", key, run.teacher / "teacher.json"):
         run.mark("teacher", key, ran=False)
+        shutil.rmtree(run.teacher_ckpt, ignore_errors=True)  # left by a crash after the save
         return EncoderTeacher.load(run.teacher)
+    seed_everything(r.data.seed)  # the new head's init must not depend on what ran before
     teacher = EncoderTeacher.from_pretrained(split.label_names, r.teacher)
-    losses = teacher.fine_tune(split.train_texts, split.train_labels, seed=r.data.seed)
+    losses = teacher.fine_tune(
+        split.train_texts, split.train_labels, seed=r.data.seed, checkpoint_dir=run.teacher_ckpt
+    )
     teacher.save(run.teacher)
-    write_json(run.teacher / "train_log.json", {"epoch_losses": losses})
+    write_json(
+        run.teacher / "train_log.json",
+        {"epoch_losses": losses, "resumed_from_epoch": teacher.resumed_from_epoch},
+    )
+    run.mark("teacher", key, ran=True)
+    shutil.rmtree(run.teacher_ckpt, ignore_errors=True)
+    return teacher
+
+
+def _stage_frozen_teacher(
+    run: RunDir, split: Split, cfg: FrozenTeacherConfig, key: str
+) -> FrozenEncoderTeacher:
+    """Fit a linear head on frozen embeddings; the embeddings live in the run's cache so a
+    rerun with another seed or k (sharing `label.cache_dir`) never encodes a text twice."""
+    embeddings = run.cache / "embeddings"
+    if run.is_done("teacher", key, run.teacher / "teacher.json"):
+        run.mark("teacher", key, ran=False)
+        return FrozenEncoderTeacher.load(run.teacher, cache_dir=embeddings)
+    teacher = FrozenEncoderTeacher.from_config(split.label_names, cfg, embeddings)
+    fit = teacher.fit(split.train_texts, split.train_labels, seed=run.recipe.data.seed)
+    teacher.save(run.teacher)
+    write_json(run.teacher / "train_log.json", {"fit": fit})
     run.mark("teacher", key, ran=True)
     return teacher
+
+
+def _teacher_speed_and_size(
+    teacher: EncoderTeacher | FrozenEncoderTeacher, teacher_dir: Path, probe: list[str]
+) -> tuple[int, float]:
+    """Bytes on disk and texts/s; a frozen teacher is timed without its embedding cache."""
+    if isinstance(teacher, FrozenEncoderTeacher):
+        return teacher.size_bytes(), throughput(
+            lambda texts: teacher.predict_proba(texts, use_cache=False), probe, min_seconds=1.0
+        )
+    size = (teacher_dir / "teacher.safetensors").stat().st_size
+    return size, throughput(teacher.predict_proba, probe, min_seconds=1.0)
 
 
 def stage_student(
@@ -91,18 +139,24 @@ def stage_student(
     key = r.section_hash("data", "teacher", "student", "train")
     if run.is_done("student", key, run.student / "student.json"):
         run.mark("student", key, ran=False)
+        shutil.rmtree(run.student_ckpt, ignore_errors=True)
         return load_student(run.student), read_json(run.student / "train_log.json")
+    seed_everything(r.train.seed)  # initial weights independent of the stages before
     student = build_student(r.student.kind, r.student.options, split.label_names)
-    result = train_student(student, transfer, probs, labels, r.train)
+    result = train_student(
+        student, transfer, probs, labels, r.train, checkpoint_dir=run.student_ckpt
+    )
     log_data = {
         "history": result.history,
         "best_epoch": result.best_epoch,
         "best_val_agreement": result.best_val_agreement,
         "seconds": result.seconds,
+        "resumed_from_epoch": result.resumed_from_epoch,
     }
     student.save(run.student)
     write_json(run.student / "train_log.json", log_data)
     run.mark("student", key, ran=True)
+    shutil.rmtree(run.student_ckpt, ignore_errors=True)
     return student, log_data
 
 
@@ -148,6 +202,7 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
     student_probs = student.predict_proba(split.test_texts)
     teacher_pred = test_probs.argmax(1)
     probe = split.test_texts[:256]
+    teacher_size, teacher_tput = _teacher_speed_and_size(teacher, rd.teacher, probe)
     report: dict[str, Any] = {
         "name": recipe.name,
         "tinystudent_version": __version__,
@@ -163,8 +218,8 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
             test_probs,
             split.test_labels,
             teacher.num_params(),
-            (rd.teacher / "teacher.safetensors").stat().st_size,
-            throughput(teacher.predict_proba, probe, min_seconds=1.0),
+            teacher_size,
+            teacher_tput,
         ),
         "student": _system_entry(
             student.kind,

@@ -8,13 +8,23 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tinystudent.errors import RecipeError
 from tinystudent.teachers.encoder import EncoderTeacherConfig
+from tinystudent.teachers.frozen import FrozenTeacherConfig
 from tinystudent.train.loop import TrainConfig
 
 
@@ -33,6 +43,9 @@ class DataSpec(_Strict):
     test_size: float | int = Field(0.2, gt=0, description="fraction, or a count of test texts")
     split_seed: int = Field(0, ge=0, description="seed of the fixed test split")
     max_pool: int | None = Field(None, ge=0, description="cap on unlabeled pool texts used")
+    label_names: list[str] | None = Field(
+        None, description="fixed label schema for files: any other label is an error"
+    )
 
 
 class LabelSpec(_Strict):
@@ -65,15 +78,47 @@ class StudentSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+#: Teacher kinds a recipe can name; `finetune` (the default) needs no `kind` key.
+TEACHER_KINDS = ("finetune", "frozen")
+
+
+def _teacher_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("kind", "finetune"))
+    return str(getattr(value, "kind", "finetune"))
+
+
+TeacherConfig = Annotated[
+    Annotated[EncoderTeacherConfig, Tag("finetune")]
+    | Annotated[FrozenTeacherConfig, Tag("frozen")],
+    Discriminator(_teacher_kind),
+]
+
+
+def check_teacher_kind(value: Any) -> Any:
+    """Name an unknown `kind`; drop `kind: finetune` (the fine-tuned config has no such key, so
+    recipes without `kind` keep the section hash they had before kinds existed)."""
+    if isinstance(value, dict) and "kind" in value:
+        if value["kind"] not in TEACHER_KINDS:
+            raise ValueError(
+                f"unknown teacher kind {value['kind']!r} (choose from {list(TEACHER_KINDS)})"
+            )
+        if value["kind"] == "finetune":
+            value = {k: v for k, v in value.items() if k != "kind"}
+    return value
+
+
 class Recipe(_Strict):
     """A whole distillation run."""
 
     name: str = "run"
     data: DataSpec = DataSpec()
-    teacher: EncoderTeacherConfig = EncoderTeacherConfig()
+    teacher: TeacherConfig = EncoderTeacherConfig()
     label: LabelSpec = LabelSpec()
     student: StudentSpec = StudentSpec()
     train: TrainConfig = TrainConfig()
+
+    _teacher_kind = field_validator("teacher", mode="before")(check_teacher_kind)
 
     def section_hash(self, *sections: str) -> str:
         """Hash of some sections: a stage reruns when a section it depends on changes."""
@@ -83,11 +128,24 @@ class Recipe(_Strict):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _without_union_tags(loc: list[Any]) -> list[Any]:
+    """Drop the teacher union's tag from an error path: it is not a key the user wrote."""
+    out: list[Any] = []
+    for i, p in enumerate(loc):
+        under_teacher = i >= 1 and loc[i - 1] == "teacher"
+        under_teachers = i >= 2 and loc[i - 2] == "teachers"
+        if p in TEACHER_KINDS and (under_teacher or under_teachers):
+            continue
+        out.append(p)
+    return out
+
+
 def _describe(err: ValidationError, prefix: str = "") -> str:
     """One line per problem, each naming the dotted path of the offending field."""
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        parts = _without_union_tags(list(e["loc"]))
+        loc = ".".join(str(p) for p in parts) or "(top level)"
         msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
         lines.append(f"{prefix}{loc}: {msg}")
     return "; ".join(lines)
@@ -115,7 +173,10 @@ def load_recipe(path: str | Path) -> Recipe:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise RecipeError(f"{path}: not valid YAML ({e})") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise RecipeError(f"{path}: not valid YAML{where} ({problem})") from None
     return parse_recipe(data, str(path))
 
 

@@ -41,7 +41,9 @@ def make_split(
     n = len(ds.texts)
     n_test = int(round(test_size * n)) if isinstance(test_size, float) else int(test_size)
     if not 0 < n_test < n:
-        raise DataError(f"test_size={test_size} leaves no test or no train rows out of {n}")
+        raise DataError(
+            f"{ds.name}: test_size={test_size} leaves no test or no train rows out of {n}"
+        )
 
     by_class: dict[int, list[int]] = {c: [] for c in range(len(ds.label_names))}
     for i, y in enumerate(ds.labels):
@@ -61,8 +63,8 @@ def make_split(
     for c, idx in rest.items():
         if len(idx) < k:
             raise DataError(
-                f"class {ds.label_names[c]!r} has {len(idx)} examples outside the test split, "
-                f"fewer than k={k}"
+                f"{ds.name}: class {ds.label_names[c]!r} has {len(idx)} examples outside the "
+                f"test split, fewer than k={k}; lower k (data.k) or add examples"
             )
         train_idx.extend(shot_rng.sample(idx, k))
     taken = set(train_idx) | set(test_idx)

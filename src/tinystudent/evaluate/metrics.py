@@ -6,10 +6,11 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
 
 
 def classification_metrics(labels: list[int], probs: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score  # lazy: sklearn slows CLI start-up
+
     pred = probs.argmax(1)
     return {
         "accuracy": float(accuracy_score(labels, pred)),

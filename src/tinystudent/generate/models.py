@@ -49,34 +49,38 @@ def is_causal_lm_dir(path: Path) -> bool:
     return path.is_dir() and all((path / f).is_file() for f in _REQUIRED)
 
 
-def dequantize_gguf(gguf: Path, target: Path) -> Path:
+def dequantize_gguf(gguf_path: Path, target: Path) -> Path:
     """Load a GGUF with transformers, dequantise it and save a safetensors folder at `target`.
 
     The folder appears atomically (written beside it, then renamed), so an interrupted run never
     leaves half a model that a later run would trust.
     """
     try:
-        import gguf  # noqa: F401  (transformers imports it lazily; fail early with a hint)
+        # transformers imports both lazily, deep inside from_pretrained; fail early with a hint.
+        import accelerate  # noqa: F401
+        import gguf  # noqa: F401
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as e:
-        raise AssetMissingError(f"reading a GGUF needs {e.name}: pip install gguf accelerate") from e
+        raise AssetMissingError(
+            f"reading a GGUF needs {e.name or e}: pip install 'gguf>=0.10' accelerate"
+        ) from e
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
     model = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
     )
     # transformers marks GGUF-loaded models as quantized and refuses to save them; the weights
     # are already plain fp32 tensors, so dropping the marker is all that is needed.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent) as work:
         out = Path(work) / "model"
         model.save_pretrained(out, safe_serialization=True)
         tok.save_pretrained(out)
-        (out / "SOURCE").write_text(f"dequantised from {gguf}\n", encoding="utf-8")
+        (out / "SOURCE").write_text(f"dequantised from {gguf_path}\n", encoding="utf-8")
         try:
             os.rename(out, target)
         except OSError:

@@ -1,5 +1,26 @@
-"""Soft labels: the teacher labels the transfer set once, into a persistent content-keyed cache."""
+"""Soft labels: the teacher labels the transfer set once, into a persistent content-keyed cache.
 
-from tinystudent.label.cache import LabelStats, SoftLabelCache, label_texts
+Frozen encoders' embeddings get the same treatment (`embeddings.py`), one level earlier.
+"""
 
-__all__ = ["LabelStats", "SoftLabelCache", "label_texts"]
+from tinystudent.label.cache import (
+    CacheStats,
+    LabelStats,
+    ShardCache,
+    SoftLabelCache,
+    cached_rows,
+    label_texts,
+)
+from tinystudent.label.embeddings import EmbeddingCache, Encoder, embed_texts
+
+__all__ = [
+    "CacheStats",
+    "EmbeddingCache",
+    "Encoder",
+    "LabelStats",
+    "ShardCache",
+    "SoftLabelCache",
+    "cached_rows",
+    "embed_texts",
+    "label_texts",
+]

@@ -5,6 +5,9 @@ of the texts it labels (uint8 [n, 32]) and their probabilities (float32 [n, C]);
 carries a checksum of both. Shards are written atomically after each batch of work, so an
 interrupted labeling run keeps everything up to the last finished shard; a shard that fails
 its checksum (a damaged disk, a hand-edited file) is reported, removed and recomputed.
+
+The shard store itself (`ShardCache`) and the fill loop (`cached_rows`) know nothing about
+probabilities: the embedding cache (`label/embeddings.py`) is the same store with wider rows.
 """
 
 from __future__ import annotations
@@ -12,15 +15,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from tinystudent.io import save_safetensors
-from tinystudent.teachers.base import Teacher
+
+if TYPE_CHECKING:  # teachers import the embedding cache: a runtime import would be circular
+    from tinystudent.teachers.base import Teacher
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +36,8 @@ def text_key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 
-def _checksum(keys: np.ndarray, probs: np.ndarray) -> str:
-    return hashlib.sha256(keys.tobytes() + probs.astype("<f4").tobytes()).hexdigest()
+def _checksum(keys: np.ndarray, rows: np.ndarray) -> str:
+    return hashlib.sha256(keys.tobytes() + rows.astype("<f4").tobytes()).hexdigest()
 
 
 @dataclass
@@ -44,12 +51,23 @@ class LabelStats:
     seconds: float = 0.0
 
 
-class SoftLabelCache:
-    """Teacher probabilities keyed by (teacher fingerprint, SHA-256 of the text)."""
+#: The same counts describe any cache fill (labels or embeddings).
+CacheStats = LabelStats
 
-    def __init__(self, root: str | Path, fingerprint: str, n_classes: int) -> None:
+
+class ShardCache:
+    """float32 rows of a fixed width keyed by (fingerprint, SHA-256 of the text).
+
+    Subclasses only name the tensor and the width's meaning; loading, verification and
+    atomic appends are shared.
+    """
+
+    tensor: ClassVar[str] = "rows"
+    what: ClassVar[str] = "cache"
+
+    def __init__(self, root: str | Path, fingerprint: str, width: int) -> None:
         self.dir = Path(root) / fingerprint
-        self.n_classes = n_classes
+        self.width = width
         self._table: dict[bytes, np.ndarray] = {}
         self.corrupt_shards = 0
         self._load()
@@ -65,24 +83,24 @@ class SoftLabelCache:
                 with safe_open(str(path), framework="np") as f:
                     meta = f.metadata() or {}
                     keys = f.get_tensor("keys")
-                    probs = f.get_tensor("probs")
+                    rows = f.get_tensor(self.tensor)
                 ok = (
-                    meta.get("checksum") == _checksum(keys, probs)
+                    meta.get("checksum") == _checksum(keys, rows)
                     and keys.ndim == 2
                     and keys.shape[1] == 32
-                    and probs.shape == (keys.shape[0], self.n_classes)
+                    and rows.shape == (keys.shape[0], self.width)
                 )
             except Exception:  # truncated or garbled file: safetensors raises several types
                 ok = False
             if not ok:
                 log.warning(
-                    "soft-label cache: %s is damaged; removing it, it will be recomputed", path
+                    "%s: %s is damaged; removing it, it will be recomputed", self.what, path
                 )
                 self.corrupt_shards += 1
                 path.unlink(missing_ok=True)
                 continue
-            for k, p in zip(keys, probs):
-                self._table[k.tobytes()] = p
+            for k, r in zip(keys, rows):
+                self._table[k.tobytes()] = r
 
     def __len__(self) -> int:
         return len(self._table)
@@ -90,23 +108,78 @@ class SoftLabelCache:
     def get(self, text: str) -> np.ndarray | None:
         return self._table.get(text_key(text))
 
-    def put(self, texts: list[str], probs: np.ndarray) -> None:
+    def _metadata(self) -> dict[str, str]:
+        return {"width": str(self.width)}
+
+    def put(self, texts: list[str], rows: np.ndarray) -> None:
         """Append one shard (atomically) and make its rows visible to `get`."""
-        if len(texts) != len(probs):
-            raise ValueError(f"{len(texts)} texts but {len(probs)} probability rows")
+        if len(texts) != len(rows):
+            raise ValueError(f"{len(texts)} texts but {len(rows)} rows")
         if not texts:
             return
         keys = np.frombuffer(b"".join(text_key(t) for t in texts), dtype=np.uint8).reshape(-1, 32)
-        probs = np.ascontiguousarray(probs, dtype=np.float32)
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        if rows.shape[1:] != (self.width,):
+            raise ValueError(f"rows of width {rows.shape[1:]} in a cache of width {self.width}")
         n = len(self._shards())
         path = self.dir / f"shard-{n:06d}-{int(time.time() * 1e6) % 10**9:09d}.safetensors"
         save_safetensors(
             path,
-            {"keys": torch.from_numpy(keys.copy()), "probs": torch.from_numpy(probs)},
-            {"checksum": _checksum(keys, probs), "n_classes": str(self.n_classes)},
+            {"keys": torch.from_numpy(keys.copy()), self.tensor: torch.from_numpy(rows)},
+            {"checksum": _checksum(keys, rows), **self._metadata()},
         )
-        for k, p in zip(keys, probs):
-            self._table[k.tobytes()] = p
+        for k, r in zip(keys, rows):
+            self._table[k.tobytes()] = r
+
+
+class SoftLabelCache(ShardCache):
+    """Teacher probabilities keyed by (teacher fingerprint, SHA-256 of the text)."""
+
+    tensor = "probs"
+    what = "soft-label cache"
+
+    def __init__(self, root: str | Path, fingerprint: str, n_classes: int) -> None:
+        super().__init__(root, fingerprint, n_classes)
+
+    @property
+    def n_classes(self) -> int:
+        return self.width
+
+    def _metadata(self) -> dict[str, str]:
+        return {"n_classes": str(self.width)}
+
+
+def cached_rows(
+    cache: ShardCache,
+    texts: list[str],
+    compute: Callable[[list[str]], np.ndarray],
+    shard_size: int = 1024,
+    desc: str = "computing",
+) -> tuple[np.ndarray, CacheStats]:
+    """Rows for `texts` in input order, calling `compute` only on what `cache` lacks.
+
+    Missing texts are computed shortest-first (similar lengths batch with little padding) in
+    shards of `shard_size`, each saved as soon as it is done: a crash loses at most one shard.
+    """
+    start = time.perf_counter()
+    stats = CacheStats(total=len(texts), corrupt_shards=cache.corrupt_shards)
+    # Sorted by (length, text), not by set order: batches (and so padding) must not depend
+    # on PYTHONHASHSEED, or reruns would not be bit-identical.
+    missing = sorted({t for t in texts if cache.get(t) is None}, key=lambda t: (len(t), t))
+    stats.hits = sum(1 for t in texts if cache.get(t) is not None)
+    if missing:
+        with tqdm(total=len(missing), desc=desc, unit="text") as bar:
+            for i in range(0, len(missing), shard_size):
+                chunk = missing[i : i + shard_size]
+                cache.put(chunk, compute(chunk))
+                bar.update(len(chunk))
+    stats.computed = len(missing)
+    rows = [cache.get(t) for t in texts]
+    if any(r is None for r in rows):  # only possible if the cache directory was tampered with
+        raise RuntimeError(f"{cache.what} lost rows while filling")
+    out = np.stack(rows) if rows else np.zeros((0, cache.width), np.float32)  # type: ignore[arg-type]
+    stats.seconds = time.perf_counter() - start
+    return out.astype(np.float32), stats
 
 
 def label_texts(
@@ -121,21 +194,5 @@ def label_texts(
     Missing texts are labeled longest-last in shards of `shard_size`, each shard saved as soon
     as it is done: a crash loses at most one shard of work.
     """
-    start = time.perf_counter()
     cache = SoftLabelCache(cache_root, teacher.fingerprint, len(teacher.label_names))
-    stats = LabelStats(total=len(texts), corrupt_shards=cache.corrupt_shards)
-    missing = sorted({t for t in texts if cache.get(t) is None}, key=len)
-    stats.hits = sum(1 for t in texts if cache.get(t) is not None)
-    if missing:
-        with tqdm(total=len(missing), desc=desc, unit="text") as bar:
-            for i in range(0, len(missing), shard_size):
-                chunk = missing[i : i + shard_size]
-                cache.put(chunk, teacher.predict_proba(chunk))
-                bar.update(len(chunk))
-    stats.computed = len(missing)
-    rows = [cache.get(t) for t in texts]
-    if any(r is None for r in rows):  # only possible if the cache directory was tampered with
-        raise RuntimeError("soft-label cache lost rows during labeling")
-    out = np.stack(rows) if rows else np.zeros((0, len(teacher.label_names)), np.float32)  # type: ignore[arg-type]
-    stats.seconds = time.perf_counter() - start
-    return out.astype(np.float32), stats
+    return cached_rows(cache, texts, teacher.predict_proba, shard_size, desc)

@@ -30,15 +30,37 @@ def build_student(kind: str, options: dict[str, Any], label_names: list[str]) ->
 
 
 def load_student(model_dir: str | Path) -> Student:
-    """Rebuild a saved student of any kind from its directory."""
-    from safetensors.torch import load_file
-
+    """Rebuild a saved student of any kind from its directory (safetensors weights only)."""
     meta = Student.read_meta(model_dir)
     student = build_student(meta["kind"], meta["config"], meta["label_names"])
     student.load_preprocessing_state(meta.get("preprocessing", {}))
-    student.load_state_dict(load_file(str(Path(model_dir) / "student.safetensors")))
+    student.load_state_dict(_student_weights(Path(model_dir)))
     student.eval()
     return student
+
+
+def _student_weights(d: Path) -> dict[str, Any]:
+    """`student.safetensors`; pickle files only with TINYSTUDENT_ALLOW_PICKLE=1 (safety.py)."""
+    from safetensors.torch import load_file
+
+    from tinystudent.errors import TinyStudentError
+    from tinystudent.safety import (
+        ALLOW_PICKLE_ENV,
+        env_allows_pickle,
+        load_pickled_state_dict,
+        pickle_files,
+        pickle_refused,
+    )
+
+    weights = d / "student.safetensors"
+    if weights.exists():
+        return load_file(str(weights))
+    found = sorted(pickle_files(d), key=lambda p: p.stem != "student")  # student.* first
+    if not found:
+        raise TinyStudentError(f"{d}: no student.safetensors; is this a saved student?")
+    if not env_allows_pickle():
+        raise pickle_refused("student", d, found, f"set {ALLOW_PICKLE_ENV}=1")
+    return load_pickled_state_dict(found[0])  # opted in: torch's weights-only loader
 
 
 __all__ = [

@@ -5,13 +5,14 @@ vocabulary, the (re)built embedding table, featurizing and masked pooling live h
 The vocabulary is learned from the transfer set in `fit_preprocessing` (never from test
 text) and saved as JSON beside the weights, so a loaded student tokenizes exactly as in
 training. Tokens come from the shared `tokenize` of the hash projection: one tokenizer for
-every student kind.
+every student kind. `Vocab` and the id encoding live in the torch-free
+`tinystudent.inference.preprocess`, so the exported model's runtime uses the same code; they
+are re-exported here.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -19,69 +20,22 @@ import torch
 from pydantic import Field, ValidationInfo, field_validator
 from torch import nn
 
+from tinystudent.inference.preprocess import PAD as PAD
+from tinystudent.inference.preprocess import PAD_ID, Vocab, encode_ids
+from tinystudent.inference.preprocess import UNK as UNK
+from tinystudent.inference.preprocess import UNK_ID as UNK_ID
 from tinystudent.students.base import Student, StudentConfig
 from tinystudent.students.embeddings import check_glove_dim, glove_init
-from tinystudent.students.hashing import tokenize
 
-PAD, UNK = "<pad>", "<unk>"
-PAD_ID, UNK_ID = 0, 1
 RANDOM_INIT_STD = 0.1  # small random vectors: the first layers see inputs of a sane scale
-
-
-class Vocab:
-    """Words by id: `<pad>` = 0, `<unk>` = 1, then the kept words, most frequent first."""
-
-    def __init__(self, words: Iterable[str] = ()) -> None:
-        self.itos: list[str] = [PAD, UNK]
-        for w in words:
-            if w not in (PAD, UNK):
-                self.itos.append(w)
-        self.stoi: dict[str, int] = {w: i for i, w in enumerate(self.itos)}
-
-    @classmethod
-    def build(
-        cls, texts: Iterable[str], max_size: int, min_count: int = 1, lowercase: bool = True
-    ) -> Vocab:
-        """Keep at most `max_size` entries (specials included) seen at least `min_count` times;
-        ties are broken alphabetically so the same texts always give the same ids."""
-        counts = Counter(tok for text in texts for tok in tokenize(text, lowercase))
-        kept = sorted(
-            (w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w)
-        )
-        return cls(kept[: max(0, max_size - 2)])
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    @property
-    def words(self) -> list[str]:
-        return list(self.itos)
-
-    def encode(self, tokens: Sequence[str]) -> list[int]:
-        return [self.stoi.get(t, UNK_ID) for t in tokens]
-
-    def state(self) -> dict[str, Any]:
-        """JSON-able; the specials are implied."""
-        return {"words": self.itos[2:]}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> Vocab:
-        return cls(state.get("words", []))
 
 
 def texts_to_ids(
     texts: Sequence[str], vocab: Vocab, max_tokens: int, lowercase: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids [B, L] (long) and mask [B, L] (float). An empty text keeps one
-    masked-in `<unk>` so pooling over it is defined."""
-    rows = [vocab.encode(tokenize(t, lowercase)[:max_tokens]) or [UNK_ID] for t in texts]
-    length = max(1, max((len(r) for r in rows), default=1))
-    ids = torch.full((len(rows), length), PAD_ID, dtype=torch.long)
-    mask = torch.zeros((len(rows), length), dtype=torch.float32)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = 1.0
-    return ids, mask
+    """Right-padded ids [B, L] (long) and mask [B, L] (float); see `encode_ids`."""
+    ids, mask = encode_ids(texts, vocab, max_tokens, lowercase)
+    return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
 def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

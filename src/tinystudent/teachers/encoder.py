@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
+from pickle import UnpicklingError  # only to report torch's refusal; nothing is unpickled here
 
 import numpy as np
 import torch
@@ -17,7 +18,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tinystudent.assets import resolve_model
+from tinystudent.checkpoint import fingerprint, open_checkpoint, rng_state, set_rng_state, slow_step
+from tinystudent.errors import TinyStudentError
 from tinystudent.io import read_json, save_safetensors, write_json
+from tinystudent.safety import UnsafeWeightsError, check_weights_dir, one_line, pickle_files
 from tinystudent.seed import seed_everything
 
 
@@ -35,7 +39,11 @@ class EncoderTeacherConfig(BaseModel):
     max_length: int = Field(64, ge=8, le=512)
     dropout: float = Field(0.1, ge=0, lt=1)
     predict_batch_size: int = Field(64, ge=1)
+    # Off by default: a model directory's own Python code would run on load.
     trust_remote_code: bool = False
+    # Off by default: pickle weights (.bin, .pt, ...) can run code on load; see safety.py.
+    # Excluded from dumps (and so from stage hashes): it picks a file format, not the outputs.
+    allow_pickle: bool = Field(False, exclude=True)
 
 
 def length_sorted_batches(texts: list[str], batch_size: int) -> list[list[int]]:
@@ -59,16 +67,28 @@ class EncoderTeacher(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(hidden, len(label_names))
         self._fingerprint: str | None = None
+        self.resumed_from_epoch = 0
 
     @classmethod
     def from_pretrained(cls, label_names: list[str], cfg: EncoderTeacherConfig) -> EncoderTeacher:
         from transformers import AutoModel, AutoTokenizer
 
         path = resolve_model(cfg.model)
-        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
-        backbone = AutoModel.from_pretrained(
-            path, trust_remote_code=cfg.trust_remote_code, use_safetensors=True
-        )
+        check_weights_dir(path, "teacher.model", cfg.allow_pickle, "set teacher.allow_pickle: true")
+        try:
+            tok = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
+            backbone = AutoModel.from_pretrained(
+                path,
+                trust_remote_code=cfg.trust_remote_code,
+                # None lets transformers fall back to .bin (its loader uses weights_only=True).
+                use_safetensors=None if cfg.allow_pickle else True,
+            )
+        except (OSError, ValueError, UnpicklingError) as e:
+            # missing files, custom code refused, a bad config, an opted-in pickle that
+            # torch's weights-only loader rejected
+            raise TinyStudentError(
+                f"teacher.model {cfg.model!r}: cannot load ({one_line(e)})"
+            ) from None
         return cls(backbone, tok, label_names, cfg)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -88,26 +108,51 @@ class EncoderTeacher(nn.Module):
         )
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
-    def fine_tune(self, texts: list[str], labels: list[int], seed: int = 0) -> list[float]:
-        """Plain supervised fine-tuning; returns the mean loss of each epoch."""
+    def fine_tune(
+        self,
+        texts: list[str],
+        labels: list[int],
+        seed: int = 0,
+        checkpoint_dir: str | Path | None = None,
+    ) -> list[float]:
+        """Plain supervised fine-tuning; returns the mean loss of each epoch.
+
+        With `checkpoint_dir`, the full training state is saved after every epoch and a
+        rerun with the same inputs continues after the last finished epoch, ending with the
+        same weights as an uninterrupted run. `self.resumed_from_epoch` tells how many
+        epochs were restored (0 for a fresh start).
+        """
         seed_everything(seed)
         cfg = self.cfg
+        key = fingerprint("teacher", cfg.model_dump(), seed, texts, labels, self.fingerprint)
+        ckpt = open_checkpoint(checkpoint_dir, key)
         head_params = list(self.head.parameters())
         body_params = [p for n, p in self.named_parameters() if not n.startswith("head.")]
         opt = torch.optim.AdamW(
             [{"params": body_params, "lr": cfg.lr}, {"params": head_params, "lr": cfg.head_lr}],
             weight_decay=cfg.weight_decay,
         )
-        steps = cfg.epochs * math.ceil(len(texts) / cfg.batch_size)
+        per_epoch = math.ceil(len(texts) / cfg.batch_size)
+        steps = cfg.epochs * per_epoch
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10)) * max(0.0, 1 - s / steps)
         )
         y_all = torch.tensor(labels)
         gen = torch.Generator().manual_seed(seed)
         losses: list[float] = []
+        state = ckpt.load() if ckpt else None
+        if state is not None:
+            self.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            set_rng_state(state["rng"], gen)
+            losses = [float(x) for x in state["losses"]]
+        self.resumed_from_epoch = len(losses)
         self.train()
-        bar = tqdm(total=steps, desc="teacher fine-tune", unit="step")
-        for _ in range(cfg.epochs):
+        bar = tqdm(
+            total=steps, initial=per_epoch * len(losses), desc="teacher fine-tune", unit="step"
+        )
+        for _ in range(len(losses), cfg.epochs):
             perm = torch.randperm(len(texts), generator=gen).tolist()
             total = 0.0
             for i in range(0, len(perm), cfg.batch_size):
@@ -122,7 +167,18 @@ class EncoderTeacher(nn.Module):
                 total += loss.item() * len(idx)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3f}")
+                slow_step()
             losses.append(total / len(texts))
+            if ckpt:
+                ckpt.save(
+                    {
+                        "model": self.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "rng": rng_state(gen),
+                        "losses": losses,
+                    }
+                )
         bar.close()
         self.eval()
         self._fingerprint = None
@@ -132,6 +188,7 @@ class EncoderTeacher(nn.Module):
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Class probabilities in input order, computed in length-sorted batches."""
         self.eval()
+        slow_step()
         out = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
         for idx in length_sorted_batches(texts, self.cfg.predict_batch_size):
             logits = self(**self._encode([texts[i] for i in idx]))
@@ -176,10 +233,23 @@ class EncoderTeacher(nn.Module):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         d = Path(model_dir)
+        weights = d / "teacher.safetensors"
+        if not weights.exists():
+            found = ", ".join(p.name for p in pickle_files(d)) if d.is_dir() else ""
+            if found:  # our own format is safetensors only: pickle here is never ours
+                raise UnsafeWeightsError(
+                    f"{d}: no teacher.safetensors, only pickle-based files ({found}); "
+                    "refusing to unpickle them (it can run code); retrain the teacher"
+                )
+            raise TinyStudentError(f"{d}: no teacher.safetensors; is this a saved teacher?")
         meta = read_json(d / "teacher.json")
         cfg = EncoderTeacherConfig(**meta["config"])
-        backbone = AutoModel.from_config(AutoConfig.from_pretrained(d))
-        teacher = cls(backbone, AutoTokenizer.from_pretrained(d), meta["label_names"], cfg)
-        teacher.load_state_dict(load_file(str(d / "teacher.safetensors")))
+        remote = cfg.trust_remote_code
+        backbone = AutoModel.from_config(
+            AutoConfig.from_pretrained(d, trust_remote_code=remote), trust_remote_code=remote
+        )
+        tok = AutoTokenizer.from_pretrained(d, trust_remote_code=remote)
+        teacher = cls(backbone, tok, meta["label_names"], cfg)
+        teacher.load_state_dict(load_file(str(weights)))
         teacher.eval()
         return teacher

@@ -12,13 +12,15 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
+from tinystudent.checkpoint import fingerprint, open_checkpoint, rng_state, set_rng_state, slow_step
 from tinystudent.losses import DistillationLoss
 from tinystudent.seed import seed_everything
 from tinystudent.students.base import Student
@@ -50,6 +52,7 @@ class TrainResult:
     best_epoch: int = 0
     best_val_agreement: float = float("nan")
     seconds: float = 0.0
+    resumed_from_epoch: int = 0  # epochs restored from a checkpoint (0: a fresh start)
 
 
 def bucketed_batches(
@@ -69,6 +72,11 @@ def bucketed_batches(
     return [batches[j] for j in torch.randperm(len(batches), generator=gen).tolist()]
 
 
+def warmup_fraction(total_steps: int) -> float:
+    """OneCycleLR's warm-up share; torch divides by zero when it is exactly one step."""
+    return 0.1 if 0.1 * total_steps != 1 else 0.2
+
+
 def _agreement(student: Student, texts: list[str], teacher_probs: np.ndarray) -> float:
     if not texts:
         return float("nan")
@@ -83,8 +91,14 @@ def train_student(
     labels: list[int] | None = None,
     cfg: TrainConfig | None = None,
     loss_fn: DistillationLoss | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> TrainResult:
-    """Fit `student` in place; `labels` holds gold ids or -1 where only the teacher speaks."""
+    """Fit `student` in place; `labels` holds gold ids or -1 where only the teacher speaks.
+
+    With `checkpoint_dir`, everything the loop carries between epochs (weights, optimizer,
+    scheduler, generators, best weights, early-stopping counters, history) is saved after
+    each epoch, and a rerun with the same inputs continues from there to the same result.
+    """
     cfg = cfg or TrainConfig()
     loss_fn = loss_fn or DistillationLoss(cfg.temperature, cfg.alpha, cfg.loss)
     seed_everything(cfg.seed)
@@ -114,7 +128,7 @@ def train_student(
     )
     total = cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1
+        opt, max_lr=cfg.lr, total_steps=total, pct_start=warmup_fraction(total)
     )
     gen = torch.Generator().manual_seed(cfg.seed)
     lengths = [len(t) for t in texts]
@@ -122,9 +136,40 @@ def train_student(
     best_state = copy.deepcopy(student.state_dict())
     best_score = -1.0
     bad_epochs = 0
+    stopped = False
     start = time.perf_counter()
-    bar = tqdm(total=total, desc=f"student {student.kind}", unit="step")
-    for epoch in range(1, cfg.epochs + 1):
+    key = fingerprint(
+        "student",
+        student.kind,
+        student.cfg.model_dump(),
+        student.preprocessing_state(),
+        student.state_dict(),
+        cfg.model_dump(),
+        f"{type(loss_fn).__qualname__}({loss_fn!r})",
+        texts,
+        np.asarray(teacher_probs, dtype=np.float32),
+        labels,
+    )
+    ckpt = open_checkpoint(checkpoint_dir, key)
+    state: dict[str, Any] | None = ckpt.load() if ckpt else None
+    if state is not None:
+        student.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"], gen)
+        best_state = state["best_model"]
+        best_score, bad_epochs = float(state["best_score"]), int(state["bad_epochs"])
+        stopped = bool(state["stopped"])
+        result.history = state["history"]
+        result.best_epoch = int(state["best_epoch"])
+        result.resumed_from_epoch = len(result.history)
+        start -= float(state["seconds"])
+    done = len(result.history)
+    last = done if stopped else cfg.epochs
+    bar = tqdm(
+        total=total, initial=done * steps_per_epoch, desc=f"student {student.kind}", unit="step"
+    )
+    for epoch in range(done + 1, last + 1):
         student.train()
         sums: dict[str, float] = {}
         for batch in bucketed_batches(train_idx, lengths, cfg.batch_size, gen):
@@ -139,6 +184,7 @@ def train_student(
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(batch)
             bar.update(1)
+            slow_step()
         row = {"epoch": float(epoch), **{k: v / len(train_idx) for k, v in sums.items()}}
         row["val_agreement"] = _agreement(student, val_texts, val_probs)
         result.history.append(row)
@@ -149,8 +195,25 @@ def train_student(
             best_state = copy.deepcopy(student.state_dict())
         else:
             bad_epochs += 1
-            if bad_epochs >= cfg.patience:
-                break
+            stopped = bad_epochs >= cfg.patience
+        if ckpt:
+            ckpt.save(
+                {
+                    "model": student.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "rng": rng_state(gen),
+                    "best_model": best_state,
+                    "best_score": best_score,
+                    "best_epoch": result.best_epoch,
+                    "bad_epochs": bad_epochs,
+                    "stopped": stopped,
+                    "history": result.history,
+                    "seconds": time.perf_counter() - start,
+                }
+            )
+        if stopped:
+            break
     bar.close()
     student.load_state_dict(best_state)
     student.eval()
