@@ -82,6 +82,7 @@ def generate_once(
         finetune_steps=QUICK["finetune_steps"] if quick else args.finetune_steps,
         domain=d["domain"],
         item=d["item"],
+        threads=args.gen_threads,
         seed=0,
     )
     out = Path(args.cache) / "generation" / f"{key}-{args.strategy}{'-quick' if quick else ''}"
@@ -163,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gen-minutes", type=float, default=60.0, help="generation time budget")
     ap.add_argument("--finetune-steps", type=int, default=30)
     ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument(
+        "--gen-threads", type=int, default=None, help="torch threads for the LM (1 on a busy box)"
+    )
     ap.add_argument("--max-pool", type=int, default=None, help="cap on pool texts per split")
     ap.add_argument("--cache", default=str(ROOT / "runs" / "bench-generation-cache"))
     ap.add_argument("--quick", action="store_true", help="smoke test: tiny sizes, k=8, seed 0")

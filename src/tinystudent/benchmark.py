@@ -708,6 +708,41 @@ def summarise(spec: BenchSpec, rows: list[dict[str, Any]], systems: dict[str, An
             entry["x_smaller_than_teacher"] = head["params"] / entry["params"]
 
 
+def compare(systems: dict[str, Any], ks: list[int]) -> dict[str, Any]:
+    """Per k: the most accurate distilled student against every baseline and its gold-only twin
+    (accuracy difference, single-thread throughput ratio), and the share of its teacher kept."""
+
+    def acc(name: str, k: int) -> float:
+        return float(systems[name]["by_k"][str(k)]["accuracy"]["mean"])
+
+    def tps(name: str) -> float | None:
+        row = (systems[name].get("speed") or {}).get("threads=1")
+        return float(row["throughput_tps"]) if row else None
+
+    out: dict[str, Any] = {}
+    students = [n for n, e in systems.items() if e["role"] == "student"]
+    others = [n for n, e in systems.items() if e["role"] in ("baseline", "student-gold")]
+    for k in ks:
+        if not students:
+            break
+        best = max(students, key=lambda n: acc(n, k))
+        vs = {}
+        for other in others:
+            mine, theirs = tps(best), tps(other)
+            vs[other] = {
+                "accuracy_diff": acc(best, k) - acc(other, k),
+                "throughput_ratio": mine / theirs if mine and theirs else None,
+            }
+        out[str(k)] = {
+            "best_student": best,
+            "accuracy": acc(best, k),
+            "pct_of_teacher": systems[best]["by_k"][str(k)]["pct_of_teacher"]["mean"],
+            "teacher": systems[best].get("teacher"),
+            "vs": vs,
+        }
+    return out
+
+
 def _environment() -> dict[str, Any]:
     """Machine, versions, commit and command (bench/common.py's is used by `make bench`)."""
 
@@ -874,6 +909,7 @@ def _run(
         "headline_teacher": spec.headline_teacher,
         "reference_run": {"k": ref[0], "seed": ref[1]},
         "systems": systems,
+        "comparison": compare(systems, spec.ks),
         "runs": rows,
         "embedding": embedding,
         "budget": {
@@ -963,10 +999,25 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"{ref['seed']} models in one process on {env['machine']['cpus']} CPUs "
         f"({env['machine']['processor']}); teachers are timed without their embedding cache."
     )
+    summary = []
+    for k, c in (doc.get("comparison") or {}).items():
+        parts = [
+            f"{name} {v['accuracy_diff']:+.3f}"
+            + (f" ({v['throughput_ratio']:.2g}x its throughput)" if v["throughput_ratio"] else "")
+            for name, v in c["vs"].items()
+        ]
+        summary.append(
+            f"- k = {k}: best student **{c['best_student']}**, {c['accuracy']:.3f} "
+            f"({c['pct_of_teacher']:.1f}% of its teacher); vs " + "; ".join(parts) + "."
+        )
     took = doc["budget"]["seconds"] / 60
     foot = (
         f"Generated from `bench/results/{doc['protocol']}.json` "
         f"(`{env['command']}`, commit {(env.get('git_commit') or 'unknown')[:8]}, "
         f"{took:.0f} min{', quick mode' if doc['quick'] else ''})."
     )
-    return "\n".join([caption, "", *lines, "", foot]) + "\n"
+    body = [caption, "", *lines, ""]
+    if summary:
+        body += ["Accuracy difference of the best distilled student (1-thread speed ratio):", ""]
+        body += [*summary, ""]
+    return "\n".join([*body, foot]) + "\n"

@@ -23,6 +23,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tinystudent.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)
+    if args.nproc:
+        recipe.scale.nproc = args.nproc
+    if args.ray is not None:
+        recipe.scale.label_backend = "ray"
+        recipe.scale.ray_address = args.ray or recipe.scale.ray_address
     out = Path(args.out or Path("runs") / recipe.name)
     run(recipe, out)
     _print_report(out)
@@ -153,6 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
         parsers[name] = p
     parsers["run"].add_argument("recipe", help="recipe YAML (see recipes/)")
     parsers["run"].add_argument("--out", help="run directory (default: runs/<recipe name>)")
+    parsers["run"].add_argument(
+        "--nproc", type=int, help="train the student on N processes (torch DDP)"
+    )
+    parsers["run"].add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="label on Ray (a local cluster, or ADDRESS / $RAY_ADDRESS)",
+    )
     parsers["demo"].add_argument("--out", default="runs/demo", help="run directory")
     p = parsers["bench"]
     p.add_argument("spec", help="a built-in protocol (rt, bbc), a bench YAML or a recipe YAML")

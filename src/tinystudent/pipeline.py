@@ -18,13 +18,14 @@ import torch
 
 from tinystudent import __version__
 from tinystudent.data import Split, load_dataset, make_split
+from tinystudent.errors import RecipeError
 from tinystudent.evaluate import classification_metrics, render_markdown, throughput
 from tinystudent.io import read_json, remove_stale_temps, write_json, write_text
-from tinystudent.label import label_texts
+from tinystudent.label import LabelStats, label_texts
 from tinystudent.recipe import Recipe
 from tinystudent.seed import seed_everything
 from tinystudent.students import Student, build_student, load_student
-from tinystudent.teachers import EncoderTeacher
+from tinystudent.teachers import EncoderTeacher, Teacher
 from tinystudent.teachers.frozen import FrozenEncoderTeacher, FrozenTeacherConfig
 from tinystudent.train import train_student
 
@@ -136,16 +137,32 @@ def stage_student(
     run: RunDir, split: Split, transfer: list[str], probs: np.ndarray, labels: list[int]
 ) -> tuple[Student, dict[str, Any]]:
     r = run.recipe
-    key = r.section_hash("data", "teacher", "student", "train")
+    key = r.section_hash("data", "teacher", "generate", "student", "train")
     if run.is_done("student", key, run.student / "student.json"):
         run.mark("student", key, ran=False)
         shutil.rmtree(run.student_ckpt, ignore_errors=True)
         return load_student(run.student), read_json(run.student / "train_log.json")
-    seed_everything(r.train.seed)  # initial weights independent of the stages before
-    student = build_student(r.student.kind, r.student.options, split.label_names)
-    result = train_student(
-        student, transfer, probs, labels, r.train, checkpoint_dir=run.student_ckpt
-    )
+    if r.scale.nproc > 1:  # torch DDP on local processes; same global batch, same result
+        from tinystudent.scale import train_student_ddp
+
+        student, result = train_student_ddp(
+            r.scale.nproc,
+            r.student.kind,
+            r.student.options,
+            split.label_names,
+            transfer,
+            probs,
+            labels,
+            r.train,
+            run.student,
+            backend=r.scale.ddp_backend,
+        )
+    else:
+        seed_everything(r.train.seed)  # initial weights independent of the stages before
+        student = build_student(r.student.kind, r.student.options, split.label_names)
+        result = train_student(
+            student, transfer, probs, labels, r.train, checkpoint_dir=run.student_ckpt
+        )
     log_data = {
         "history": result.history,
         "best_epoch": result.best_epoch,
@@ -165,6 +182,56 @@ def transfer_set(split: Split) -> tuple[list[str], list[int]]:
     gold = set(split.train_texts)
     pool = [t for t in dict.fromkeys(split.pool) if t not in gold]
     return split.train_texts + pool, split.train_labels + [-1] * len(pool)
+
+
+def stage_transfer(run: RunDir, split: Split) -> tuple[list[str], list[int], dict[str, int]]:
+    """Gold + pool, plus generated and augmented texts when `generate.enabled` (resumable
+    shards under `generate/`); returns the texts, their gold labels (-1 if none) and how
+    many came from each source."""
+    r = run.recipe
+    if not r.generate.enabled:
+        texts, labels = transfer_set(split)
+        return (
+            texts,
+            labels,
+            {"gold": len(split.train_texts), "pool": len(texts) - len(split.train_texts)},
+        )
+    from tinystudent.generate import build_transfer_set
+
+    pairs = build_transfer_set(split, r.generate, run.root / "generate")
+    sources: dict[str, int] = {"gold": len(split.train_texts)}
+    for _, source in pairs:
+        sources[source] = sources.get(source, 0) + 1
+    run.ran["generate"] = "ran"
+    texts = split.train_texts + [t for t, _ in pairs]
+    return texts, split.train_labels + [-1] * len(pairs), sources
+
+
+def label_all(
+    run: RunDir, teacher: Teacher, transfer: list[str], test: list[str]
+) -> tuple[np.ndarray, np.ndarray, LabelStats, LabelStats]:
+    """Teacher probabilities for the transfer set and the test split, locally or on Ray."""
+    r = run.recipe
+    if r.scale.label_backend == "ray":
+        if not isinstance(teacher, EncoderTeacher):
+            raise RecipeError("scale.label_backend: ray labels with a fine-tuned teacher only")
+        from tinystudent.scale import label_texts_ray
+
+        both, stats = label_texts_ray(
+            run.teacher,
+            transfer + test,
+            run.cache,
+            r.scale.label_workers,
+            r.scale.label_batch_size,
+            r.scale.ray_address,
+            shard_size=r.label.shard_size,
+        )
+        return both[: len(transfer)], both[len(transfer) :], stats, LabelStats(total=len(test))
+    probs, stats = label_texts(teacher, transfer, run.cache, r.label.shard_size)
+    test_probs, test_stats = label_texts(
+        teacher, test, run.cache, r.label.shard_size, desc="teacher on test"
+    )
+    return probs, test_probs, stats, test_stats
 
 
 def _system_entry(
@@ -191,11 +258,8 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
     split = stage_data(rd)
     teacher = stage_teacher(rd, split)
 
-    transfer, labels = transfer_set(split)
-    probs, stats = label_texts(teacher, transfer, rd.cache, recipe.label.shard_size)
-    test_probs, test_stats = label_texts(
-        teacher, split.test_texts, rd.cache, recipe.label.shard_size, desc="teacher on test"
-    )
+    transfer, labels, sources = stage_transfer(rd, split)
+    probs, test_probs, stats, test_stats = label_all(rd, teacher, transfer, split.test_texts)
     rd.ran["label"] = "ran" if stats.computed else "skipped"
 
     student, train_log = stage_student(rd, split, transfer, probs, labels)
@@ -212,6 +276,7 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
         "label_names": split.label_names,
         "test_size": len(split.test_texts),
         "transfer_size": len(transfer),
+        "transfer_sources": sources,
         "torch_threads": torch.get_num_threads(),
         "teacher": _system_entry(
             recipe.teacher.model,

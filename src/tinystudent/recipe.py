@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from tinystudent.errors import RecipeError
+from tinystudent.generate.run import GenerationConfig
 from tinystudent.teachers.encoder import EncoderTeacherConfig
 from tinystudent.teachers.frozen import FrozenTeacherConfig
 from tinystudent.train.loop import TrainConfig
@@ -108,6 +109,17 @@ def check_teacher_kind(value: Any) -> Any:
     return value
 
 
+class ScaleSpec(_Strict):
+    """Where the work runs, not what it computes: kept out of every stage hash."""
+
+    label_backend: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(None, description="a Ray cluster (else $RAY_ADDRESS/local)")
+    label_workers: int = Field(2, ge=1)
+    label_batch_size: int = Field(64, ge=1)
+    nproc: int = Field(1, ge=1, description="student training processes (torch DDP)")
+    ddp_backend: Literal["gloo", "nccl"] | None = None
+
+
 class Recipe(_Strict):
     """A whole distillation run."""
 
@@ -117,6 +129,8 @@ class Recipe(_Strict):
     label: LabelSpec = LabelSpec()
     student: StudentSpec = StudentSpec()
     train: TrainConfig = TrainConfig()
+    generate: GenerationConfig = GenerationConfig()
+    scale: ScaleSpec = ScaleSpec()
 
     _teacher_kind = field_validator("teacher", mode="before")(check_teacher_kind)
 
