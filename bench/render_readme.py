@@ -29,7 +29,8 @@ def demo_block(run_dir: Path) -> str:
     md = (run_dir / "report.md").read_text()
     return (
         f"Measured by `make demo` (`tinystudent demo --out {run_dir}`) on a 2-core CPU machine; "
-        f"the whole run took {report['seconds'] / 60:.1f} minutes.\n\n{md}"
+        f"the distillation run took {report['seconds'] / 60:.1f} minutes "
+        f"(installation not included).\n\n{md}"
     )
 
 

@@ -19,6 +19,7 @@ kept in `<out>/<name>.partial.json`, so an interrupted run resumes where it stop
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -315,11 +316,14 @@ class Progress:
     done: dict[str, list[float]] = field(default_factory=dict)
     done_prior: float = 0.0
     start: float = field(default_factory=time.perf_counter)
+    min_evidence: float = 120.0  # prior seconds that must be done before priors are rescaled
 
     def remaining(self) -> float:
         spent = sum(sum(v) for v in self.done.values())
-        # How far off the priors have been so far, bounded so one odd task cannot swing it.
-        scale = min(20.0, max(0.05, spent / self.done_prior)) if self.done_prior > 1 else 1.0
+        # How far off the priors have been so far: trusted once a couple of minutes' worth of
+        # them has finished (a few instant tasks say little), bounded against odd tasks.
+        trusted = self.done_prior >= self.min_evidence
+        scale = min(20.0, max(0.05, spent / self.done_prior)) if trusted else 1.0
         left = 0.0
         seen = {k: len(v) for k, v in self.done.items()}
         for kind, prior in self.plan:
@@ -538,14 +542,37 @@ def _run_unit(
     progress: Progress,
     measure: bool,
     all_threads: int,
+    resumed: dict[str, Any] | None = None,
+    save: Callable[[list[dict[str, Any]], dict[str, Any]], None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """One (k, seed): every system trained and scored; measured too when `measure`."""
+    """One (k, seed): every system trained and scored; measured too when `measure`.
+
+    `save` is called after each system with what is done so far; `resumed` (what an
+    interrupted call saved) lets systems already finished be skipped. Teachers are always
+    refit: they take a second from cached embeddings and the students need their labels.
+    """
     from tinystudent.students import build_student
     from tinystudent.students.int8 import dynamic_int8
     from tinystudent.train import train_student
 
+    old_rows = {r["system"]: r for r in (resumed or {}).get("rows", [])}
+    old_systems: dict[str, Any] = dict((resumed or {}).get("systems", {}))
     rows: list[dict[str, Any]] = []
     systems: dict[str, dict[str, Any]] = {}
+
+    def finished(name: str) -> bool:
+        """Reuse a system saved by an interrupted run (its row, and its speed if measured)."""
+        if name not in old_rows or (measure and name not in old_systems):
+            return False
+        rows.append(old_rows[name])
+        if measure:
+            systems[name] = old_systems[name]
+        return True
+
+    def commit() -> None:
+        if save is not None:
+            save(rows, systems)
+
     sp = spec.speed
     speed_texts = split.test_texts[: sp.texts]
     tag = f"k={k} seed {seed} ({spec.seeds.index(seed) + 1}/{len(spec.seeds)})"
@@ -586,7 +613,9 @@ def _run_unit(
             info = {"fit": fit, "seconds": time.perf_counter() - t0}
             info["mean_max_prob"] = float(test_p.max(1).mean())
             record(f"{name} (teacher)", test_p, headline, role="teacher", **info)
-        if measure:
+        if measure and f"{name} (teacher)" in old_systems:
+            systems[f"{name} (teacher)"] = old_systems[f"{name} (teacher)"]
+        elif measure:
             with progress.task("speed:teacher", f"{tag}: timing teacher {name} (encoder included)"):
                 params, size = teachers.size(teacher)
                 systems[f"{name} (teacher)"] = {
@@ -599,6 +628,7 @@ def _run_unit(
                     "speed": speed(teachers.timed_predict(teacher), teacher=True),
                 }
         del teacher
+        commit()
 
     def student_run(sname: str, tname: str | None) -> None:
         sspec = spec.students[sname]
@@ -606,6 +636,8 @@ def _run_unit(
         name = f"{sname} (gold only)" if gold else f"{sname} (KD {tname})"
         kind = f"gold:{sname}" if gold else f"kd:{sname}"
         n = len(split.train_texts) if gold else len(transfer)
+        if finished(name):
+            return
         with progress.task(kind, f"{tag}: student {name} on {n:,} texts"):
             seed_everything(seed)
             student = build_student(sspec.kind, sspec.options, split.label_names)
@@ -645,6 +677,7 @@ def _run_unit(
                     "speed": speed(student.predict_proba),
                     "int8_speed": speed(fast.predict_proba),
                 }
+        commit()
 
     for sname in spec.students:
         for tname in spec.kd_teachers:
@@ -653,6 +686,8 @@ def _run_unit(
             student_run(sname, None)
 
     for bname, bspec in spec.baselines.items():
+        if finished(bname):
+            continue
         with progress.task(f"baseline:{bname}", f"{tag}: baseline {bname}"):
             t0 = time.perf_counter()
             model = _baseline(bspec, spec.cache_root(), seed)
@@ -678,6 +713,7 @@ def _run_unit(
                     "int8_bytes": None,
                     "speed": speed(model.predict_proba),
                 }
+        commit()
     return rows, systems
 
 
@@ -848,10 +884,11 @@ def _run(
     load_before = os.getloadavg()
 
     done: dict[str, Any] = {}
+    current: dict[str, Any] | None = None  # the unit an interrupted run was in the middle of
     if partial_path.exists():
         saved = read_json(partial_path)
         if saved.get("digest") == spec.digest() and saved.get("quick") == quick:
-            done = saved["units"]
+            done, current = saved["units"], saved.get("current")
     todo = [(k, seed) for k in spec.ks for seed in spec.seeds if f"{k}/{seed}" not in done]
     plan: list[tuple[str, float]] = []
     for k, seed in todo:
@@ -860,8 +897,12 @@ def _run(
     progress = Progress(spec.name, plan)
     if say is not None:
         progress.say = say
-    if done:
-        progress.say(f"[{spec.name}] resuming: {len(done)} (k, seed) units already done")
+    if done or current:
+        n_sys = len((current or {}).get("rows", []))
+        progress.say(
+            f"[{spec.name}] resuming: {len(done)} (k, seed) units already done"
+            + (f", {n_sys} systems of unit k/seed {current['key']}" if current else "")
+        )
 
     # Every text any unit shows a teacher, embedded once per encoder before the per-seed work.
     teachers = _Teachers(spec, label_names)
@@ -873,17 +914,35 @@ def _run(
     embedding = embed_all(teachers, all_texts, progress) if todo else {}
     embed_seconds = time.perf_counter() - t0
 
+    def save(current: dict[str, Any] | None) -> None:
+        state = {"digest": spec.digest(), "quick": quick, "units": done, "current": current}
+        write_json(partial_path, state)
+
+    def save_current(key: str, rows: list[dict[str, Any]], systems: dict[str, Any]) -> None:
+        save({"key": key, "rows": rows, "systems": systems})
+
     for k, seed in todo:
+        key = f"{k}/{seed}"
         t_unit = time.perf_counter()
+        resumed = current if current and current.get("key") == key else None
         unit_rows, unit_systems = _run_unit(
-            spec, k, seed, splits[(k, seed)], teachers, progress, (k, seed) == ref, all_threads
+            spec,
+            k,
+            seed,
+            splits[(k, seed)],
+            teachers,
+            progress,
+            (k, seed) == ref,
+            all_threads,
+            resumed,
+            functools.partial(save_current, key),
         )
-        done[f"{k}/{seed}"] = {
+        done[key] = {
             "rows": unit_rows,
             "systems": unit_systems,
             "seconds": time.perf_counter() - t_unit,
         }
-        write_json(partial_path, {"digest": spec.digest(), "quick": quick, "units": done})
+        save(None)
 
     rows = [r for u in done.values() for r in u["rows"]]
     systems: dict[str, Any] = {}

@@ -154,13 +154,49 @@ def test_embeddings_are_reused_and_an_interrupted_run_resumes(
     assert not (tmp_path / "toy.partial.json").exists()
 
 
+def test_a_run_killed_inside_a_unit_keeps_its_finished_systems(
+    spec: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tinystudent.baselines.tfidf import TfidfLogReg
+
+    bench = parse_bench(
+        {
+            **spec,
+            "ks": [8],
+            "students": {"bag": TINY_BAG},
+            "baselines": {"tfidf-lr": {"kind": "tfidf-lr", "c": 1.0}},
+        }
+    )
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(TfidfLogReg, "fit", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(bench, tmp_path, quick=True, say=lambda _m: None)
+    saved = json.loads((tmp_path / "toy.partial.json").read_text())
+    assert saved["current"]["key"] == "8/0"
+    assert {r["system"] for r in saved["current"]["rows"]} >= {"bag (KD big)", "bag (gold only)"}
+    monkeypatch.undo()
+    lines: list[str] = []
+    doc = run_benchmark(bench, tmp_path, quick=True, say=lines.append)
+    assert any("systems of unit k/seed 8/0" in line for line in lines)
+    unit0 = [line for line in lines if "seed 0 (1/2)" in line]
+    assert not any("student" in line for line in unit0)  # finished students are not retrained
+    assert any("baseline tfidf-lr" in line for line in unit0)
+    assert len(doc["runs"]) == 2 * 6 and "speed" in doc["systems"]["bag (KD big)"]
+
+
 def test_progress_estimate_learns_from_finished_tasks() -> None:
     p = Progress("x", [("a", 10.0), ("a", 10.0), ("b", 100.0)], say=lambda _m: None)
+    p.min_evidence = 5.0
     assert p.remaining() == 120.0
     p.done["a"] = [2.0]
     p.done_prior = 10.0
     # one "a" left at its measured 2 s, "b" at its prior scaled by 2/10.
     assert p.remaining() == pytest.approx(2.0 + 20.0)
+    p.min_evidence = 60.0  # too little evidence yet: priors are kept as they are
+    assert p.remaining() == pytest.approx(2.0 + 100.0)
 
 
 def test_specs_and_errors(tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ def run_embed_distill(recipe: EmbedRecipe, out_dir: str | Path) -> dict[str, Any
     if recipe.evaluate.enabled and transfer.tasks:
         report["metrics"] = {
             "student": evaluate_encoder(
-                lambda texts: model.encode(texts, batch_size=256),
+                lambda texts: model.encode(texts, batch_size=64),
                 transfer.tasks,
                 reference,
                 recipe.evaluate,

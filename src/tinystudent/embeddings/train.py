@@ -71,7 +71,7 @@ def mean_cosine(model: EmbeddingStudent, texts: list[str], targets: np.ndarray) 
     """Mean cosine between the student's and the teacher's vectors of `texts`."""
     if not texts:
         return float("nan")
-    mine = torch.from_numpy(model.encode(texts, batch_size=256))
+    mine = torch.from_numpy(model.encode(texts, batch_size=64))
     ref = torch.from_numpy(np.asarray(targets, dtype=np.float32))
     return float(torch.nn.functional.cosine_similarity(mine, ref, dim=-1).mean())
 
@@ -90,7 +90,7 @@ def fit_projection(
     A random projection scrambles whatever the pooled vectors already know (a bag's teacher
     word vectors start model2vec-like): starting at the best linear read-out means training
     begins from a sensible encoder instead of spending its first epoch finding one. The ridge
-    is relative to the mean feature variance, the bias is not penalised. False when the widths
+    is relative to the mean squared feature; the bias is not penalised. False when the widths
     already matched (no projection to fit).
     """
     if not isinstance(model.projection, nn.Linear) or not texts:
