@@ -63,6 +63,34 @@ def students_block(path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def serve_block(path: Path) -> str:
+    doc = json.loads(path.read_text())
+    ex, h = doc["export"], doc["http"]
+    lines = [
+        f"The demo's {doc['student']['kind']} student through the light runtime, 1 thread, "
+        "tokenisation included. Generated from `bench/results/serve.json` "
+        f"(`{doc['environment']['command']}`); int8 agrees with fp32 on "
+        f"{100 * ex['int8_agreement_with_fp32']:.1f}% of the test split, fp32 ONNX differs from "
+        f"PyTorch by at most {ex['fp32_max_abs_diff']:.1e}.",
+        "",
+        "| path | batch-1 p50 ms | batch-1 p95 ms | texts/s at batch 256 |",
+        "|---|---|---|---|",
+    ]
+    for name in ("pytorch fp32", "onnx fp32", "onnx int8"):
+        r = doc["runtime"][name]
+        lines.append(
+            f"| {name} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['throughput_tps']:,.0f} |"
+        )
+    lines += [
+        "",
+        f"HTTP load test (`tinystudent serve` on 127.0.0.1, {h['clients']} concurrent clients for "
+        f"{h['seconds']:.0f} s, server on {h['server_threads']} thread): {h['requests']:,} "
+        f"requests, **{h['errors']} errors**, {h['throughput_rps']:.0f} requests/s, "
+        f"p50 {h['p50_ms']:.0f} ms, p99 {h['p99_ms']:.0f} ms.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--demo", default="runs/demo", help="a finished demo run directory")
@@ -75,6 +103,9 @@ def main() -> int:
     students = ROOT / "bench" / "results" / "students.json"
     if students.exists():
         text = replace_block(text, "students", students_block(students))
+    serve = ROOT / "bench" / "results" / "serve.json"
+    if serve.exists():
+        text = replace_block(text, "serve", serve_block(serve))
     readme.write_text(text)
     print("README.md updated")
     return 0
