@@ -149,7 +149,7 @@ class BenchSpec(_Strict):
     speed: SpeedSpec = SpeedSpec()
     cache_dir: str | None = Field(None, description="embeddings etc. (default ~/.cache/...)")
     work_threads: int | Literal["auto"] | None = Field(
-        "auto", description="torch threads for the untimed work; auto: 1 on a busy machine"
+        1, description="torch threads for the untimed work; auto: 1 if the machine is busy"
     )
     budget_minutes: float | None = Field(None, gt=0, description="the run time this is sized for")
 

@@ -61,21 +61,10 @@ class Crash(Exception):
     pass
 
 
-TRAINED_TOKENIZER = pytest.mark.xfail(
-    strict=True,
-    reason="tokenizers' WordPieceTrainer numbers '##' pieces in hash-map order, so a trained "
-    "vocabulary differs between calls (students/tiny_transformer.train_tokenizer); the "
-    "checkpoint key sees it and restarts instead of resuming",
-)
 CASES = [pytest.param(kind, TINY[kind], id=kind) for kind in KINDS if kind != "transformer"]
 CASES += [
     pytest.param("transformer", "teacher", id="transformer"),  # options filled in below
-    pytest.param(
-        "transformer",
-        TINY["transformer"],
-        id="transformer-trained-tokenizer",
-        marks=TRAINED_TOKENIZER,
-    ),
+    pytest.param("transformer", TINY["transformer"], id="transformer-trained-tokenizer"),
 ]
 
 

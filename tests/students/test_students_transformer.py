@@ -42,9 +42,21 @@ def test_spaced_layers_keep_first_and_last():
 def test_trained_tokenizer_wraps_texts_in_cls_and_sep():
     tok = train_tokenizer(TEXTS * 5, vocab_size=60)
     enc = tok.encode("great film")
-    assert enc.tokens[0] == "[CLS]" and enc.tokens[-1] == "[SEP]"
+    assert enc.tokens == ["[CLS]", "great", "film", "[SEP]"]
     assert tok.token_to_id("[PAD]") == 0
     assert tok.get_vocab_size() <= 60
+
+
+def test_trained_tokenizer_spells_out_rare_words_instead_of_unk():
+    tok = train_tokenizer(TEXTS * 5, vocab_size=50)  # room for characters and few words
+    assert "[UNK]" not in tok.encode("a grating plot").tokens
+    assert tok.encode("tag").tokens[1:-1] == ["t", "##a", "##g"]
+
+
+def test_trained_tokenizer_is_the_same_every_time():
+    # The `tokenizers` WordPiece trainer breaks ties differently on every call; ours must not.
+    texts = [f"{a} {b} {a}{b}" for a in ["ab", "cd", "ef", "gh"] for b in ["ij", "kl", "mn"]]
+    assert len({train_tokenizer(texts, 60).to_str() for _ in range(5)}) == 1
 
 
 def test_unbuilt_student_says_what_to_do():

@@ -19,6 +19,7 @@ teacher package installed. Position embeddings are cut to `max_tokens`.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -64,7 +65,9 @@ class TransformerConfig(StudentConfig):
     tokenizer: Literal["teacher", "trained"] = Field(
         "teacher", description="the teacher's WordPiece, or one trained on the transfer set"
     )
-    vocab_size: int = Field(8000, ge=50, description="size of a trained tokenizer")
+    vocab_size: int = Field(
+        8000, ge=50, description="size of a trained tokenizer (at least every character seen)"
+    )
     layers: int = Field(3, ge=1, le=24)
     hidden: int = Field(256, ge=8, description="init='random' only; teacher inits keep theirs")
     heads: int = Field(4, ge=1, description="init='random' only")
@@ -134,20 +137,34 @@ def teacher_tokenizer(model: str) -> Tokenizer:
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> Tokenizer:
-    """A lowercasing BERT-style WordPiece learned from the transfer set: a much smaller
-    embedding table than the teacher's 30k pieces for a student trained from scratch."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    """A lowercasing BERT-style WordPiece for a student trained from scratch: a much smaller
+    embedding table than the teacher's 30k pieces.
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False
+    Its vocabulary is every character seen (alone and as a `##` continuation, so no word is
+    ever `[UNK]`) plus the most frequent whole words, ties broken alphabetically. It is
+    counted here rather than learned by the `tokenizers` WordPiece trainer, whose ties go
+    differently from one process to the next: the same recipe would give another vocabulary,
+    another student, and a checkpoint that no longer matches its inputs.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    counts = Counter(
+        word
+        for text in texts
+        for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
     )
-    tok.train_from_iterator(texts, trainer)
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    chars = sorted({c for word in counts for c in word})
+    vocab = [*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars)]
+    words = sorted((w for w in counts if len(w) > 1), key=lambda w: (-counts[w], w))
+    vocab += words[: max(0, vocab_size - len(vocab))]
+    tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+        single="[CLS] $A [SEP]",
+        special_tokens=[("[CLS]", vocab.index("[CLS]")), ("[SEP]", vocab.index("[SEP]"))],
     )
     return tok
 
