@@ -110,14 +110,14 @@ def embeddings_block(path: Path) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, m in models.items():
-        mean = m["metrics"]["mean"]
+        mean, tps = m["metrics"]["mean"], m["throughput_1thread_tps"]
         label = {"teacher": f"teacher {doc['teacher']['model']}", "model2vec": "model2vec"}.get(
             name, f"{name} (ours)"
         )
         lines.append(
             f"| {label} | {m['params'] / 1e6:.2f}M | {mean['spearman']:.3f} | "
             f"{mean['recall_at_10']:.3f} | {mean['lr_accuracy']:.3f} | "
-            f"{m['throughput_1thread_tps']:,.0f} | {m['throughput_1thread_tps'] / teacher_tps:,.1f} |"
+            f"{tps:,.0f} | {tps / teacher_tps:,.1f} |"
         )
     return "\n".join(lines) + "\n"
 
