@@ -1,4 +1,4 @@
-"""Fixtures of the export tests; the tiny students themselves are in tiny_students.py."""
+"""Fixtures of the export tests; the tiny students themselves are in tests/tiny_students.py."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_students import KINDS, LABELS, PROBE, synthetic, tiny
 
+from tests.tiny_students import KINDS, LABELS, PROBE, synthetic, tiny
 from tinystudent.cli import main
 from tinystudent.errors import TinyStudentError
 from tinystudent.export import ExportError, export_onnx, preprocess_spec

@@ -15,7 +15,7 @@ import pytest
 from safetensors.torch import load_file
 
 from tests.faults.runs import BackgroundRun, start_run, wait_ok
-from tests.students.test_students_common import KINDS, LABELS, TINY, synthetic
+from tests.tiny_students import KINDS, LABELS, TINY, synthetic
 from tinystudent.seed import seed_everything
 from tinystudent.students import build_student
 from tinystudent.train import loop

@@ -6,7 +6,6 @@ transformer trains its own small WordPiece.
 
 from __future__ import annotations
 
-import random
 from typing import cast
 
 import numpy as np
@@ -14,48 +13,12 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from tests.tiny_students import FILLER, KINDS, LABELS, TINY, synthetic
 from tinystudent.errors import RecipeError
 from tinystudent.recipe import parse_recipe
 from tinystudent.students import STUDENTS, Student, build_student, load_student, student_config
 from tinystudent.students.vocab import VocabStudent
 from tinystudent.train import TrainConfig, train_student
-
-LABELS = ["neg", "pos"]
-GOOD = ["good", "great", "superb", "lovely", "fine"]
-BAD = ["bad", "awful", "dull", "poor", "boring"]
-FILLER = ["the", "movie", "plot", "was", "actor", "scene", "story", "and", "a", "quite", "film"]
-
-TINY: dict[str, dict[str, object]] = {
-    "pqrnn": {"features": 64, "bottleneck": 16, "hidden": 8, "layers": 1},
-    "bilstm": {"embeddings": "random", "embed_dim": 16, "hidden": 8, "head_hidden": 8},
-    "cnn": {"embeddings": "random", "embed_dim": 16, "filters": 8},
-    "bag": {"init": "random", "embed_dim": 16, "head_hidden": 16},
-    "transformer": {
-        "init": "random",
-        "tokenizer": "trained",
-        "vocab_size": 120,
-        "layers": 1,
-        "hidden": 16,
-        "heads": 2,
-        "intermediate": 32,
-        "max_tokens": 48,
-    },
-}
-KINDS = sorted(TINY)
-
-
-def synthetic(n: int, seed: int) -> tuple[list[str], list[int]]:
-    """Filler words around one sentiment word; the label is which list that word is from."""
-    rng = random.Random(seed)
-    texts, labels = [], []
-    for i in range(n):
-        y = i % 2
-        words = rng.sample(FILLER, rng.randint(2, 7))
-        words.insert(rng.randint(0, len(words)), rng.choice(GOOD if y else BAD))
-        texts.append(" ".join(words) + rng.choice(["", " .", " !"]))
-        labels.append(y)
-    return texts, labels
-
 
 TEXTS, _ = synthetic(60, seed=1)
 

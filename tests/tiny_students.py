@@ -1,6 +1,6 @@
 """Tiny students of every kind, built in the test (random weights, no packaged asset).
 
-A plain module (not conftest) so test files can import it by a name no other directory uses.
+A plain module (not conftest), imported as `tests.tiny_students` from any test directory.
 """
 
 from __future__ import annotations
