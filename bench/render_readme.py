@@ -3,8 +3,8 @@
     python bench/render_readme.py [--demo runs/demo]
 
 Fills the blocks between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers:
-`demo-report` from a demo run's report.md, `students`, `serve` and `embeddings` from
-bench/results/students.json, serve.json and embeddings.json.
+`demo-report` from a demo run's report.md, `students`, `serve`, `embeddings` and `rationale`
+from bench/results/students.json, serve.json, embeddings.json and rationale.json.
 A block whose source is missing is left as it is.
 """
 
@@ -122,6 +122,114 @@ def embeddings_block(path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def teachers_block(path: Path) -> str:
+    """Encoder, LLM (raw, calibrated) and amalgamated teachers, and the student from each."""
+    doc = json.loads(path.read_text())
+    st, env = doc["settings"], doc["environment"]
+    units = list(doc["units"].values())
+    lines = [
+        f"Rotten Tomatoes, {units[0]['test_size']} test texts, seeds {doc['seeds']}; each teacher "
+        f"labels the gold examples + {st['max_pool']} unlabeled pool texts and a `bag` student is "
+        f"distilled from it. Encoder: frozen {st['encoder']} + logistic regression. LLM: "
+        f"{st['llm']}, {st['shots']}-shot per class, raw or calibrated; amalgamations combine "
+        f"the encoder with `{st['amalgamate_llm']}` ({st['mc_samples']} MC-dropout passes for "
+        "`uncertainty`). Accuracy, mean ± std over seeds. Generated from "
+        f"`bench/results/teachers.json` (`{env['command']}`, commit "
+        f"{(env['git_commit'] or 'unknown')[:8]}).",
+        "",
+    ]
+
+    def cell(e: dict | None) -> str:
+        if e is None:
+            return "-"
+        a = e["accuracy"]
+        return f"{a['mean']:.3f} ± {a['std']:.3f}"
+
+    ks = list(doc["summary"])
+    lines.append("| teacher | " + " | ".join(f"teacher {k} | student {k}" for k in ks) + " |")
+    lines.append("|---|" + "---|---|" * len(ks))
+    systems = [s for s in doc["summary"][ks[0]] if not s.startswith("_")]
+    for system in systems:
+        row = []
+        for k in ks:
+            e = doc["summary"][k].get(system, {})
+            row += [cell(e.get("teacher")), cell(e.get("student"))]
+        lines.append(f"| {system} | " + " | ".join(row) + " |")
+    agree = doc["summary"][ks[-1]].get("_agreement", {})
+    llm = st["amalgamate_llm"]
+    if "encoder" in agree and llm in agree["encoder"]:
+        lines += [
+            "",
+            f"Encoder and `{llm}` agree on {100 * agree['encoder'][llm]:.1f}% of the test texts "
+            f"at {ks[-1]} (the full agreement matrix is in the JSON).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def rationale_block(path: Path) -> str:
+    doc = json.loads(path.read_text())
+    b, env = doc["budget"], doc["environment"]
+    lines = [
+        f"SmolLM2-135M students on {doc['test_size']} held-out gsm_symbolic problems (a seed no "
+        "training item uses), exact match by the dataset's scorer, greedy decoding on "
+        f"{b['threads']} thread. Each trained student: the same {b['training_questions']} "
+        f"training questions, {b['steps']} steps x {b['batch_size']} questions "
+        f"({b['epochs']:g} epochs), lr {b['lr']:g}, full fine-tuning, sequences up to "
+        f"{b['max_seq_len']} tokens; generation capped at {b['answer_max_new_tokens']} tokens "
+        f"(answer, multitask) and {b['cot_max_new_tokens']} (cot). Generated from "
+        f"`bench/results/rationale.json` (`{env['command']}`, commit "
+        f"{(env['git_commit'] or 'unknown')[:8]}, {doc['seconds'] / 60:.0f} min).",
+        "",
+        "| student | exact match | tokens per answer | s per answer | training s |",
+        "|---|---|---|---|---|",
+    ]
+    names = {
+        "untrained": "untrained (zero-shot, answer format)",
+        "answer": "(a) answer only",
+        "cot": "(b) rationale then answer (Fine-tune-CoT)",
+        "multitask": f"(c) multitask, w = {b['label_weight']:g} (step-by-step)",
+    }
+    for key, r in doc["results"].items():
+        train = r.get("train")
+        secs = "-"
+        if train:
+            secs = f"{train['seconds']:.0f}" + (" (time limit)" if train["stopped_by_time"] else "")
+        lines.append(
+            f"| {names.get(key, key)} | {r['accuracy']:.3f} ({r['correct']}/{r['total']}) | "
+            f"{r['mean_new_tokens']:.1f} | {r['seconds_per_answer']:.3f} | {secs} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _pm(entry: dict[str, float] | None) -> str:
+    return "-" if not entry else f"{entry['mean']:.3f} ± {entry['std']:.3f}"
+
+
+def generation_block(path: Path) -> str:
+    doc = json.loads(path.read_text())
+    systems = ["teacher", "gold only", "pool", "pool+generated", "generated only"]
+    seeds = sorted({r["seed"] for r in doc["runs"]})
+    lines = [
+        f"Teacher: frozen {doc['teacher']} + logistic regression on the k gold examples; "
+        f"student: {doc['student']}; generator: SmolLM2-135M-Instruct, strategy "
+        f"`{doc['strategy']}`. Accuracy, mean ± std over seeds {seeds}. Generated from "
+        f"`bench/results/generation.json` (`{doc['environment']['command']}`, commit "
+        f"{(doc['environment']['git_commit'] or 'unknown')[:8]}).",
+        "",
+        "| dataset | k | " + " | ".join(systems) + " | generated kept | generated/s |",
+        "|---|---|" + "---|" * (len(systems) + 2),
+    ]
+    for ds, by_k in doc["summary"].items():
+        gen = doc["generation"][ds].get("generated", {})
+        for k, row in by_k.items():
+            cells = [_pm(row.get(s, {}).get("accuracy")) for s in systems]
+            lines.append(
+                f"| {ds} | {k.removeprefix('k=')} | " + " | ".join(cells) + f" | "
+                f"{gen.get('kept', 0):,} | {gen.get('kept_per_s', 0.0):.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--demo", default="runs/demo", help="a finished demo run directory")
@@ -140,6 +248,15 @@ def main() -> int:
     embeddings = ROOT / "bench" / "results" / "embeddings.json"
     if embeddings.exists():
         text = replace_block(text, "embeddings", embeddings_block(embeddings))
+    rationale = ROOT / "bench" / "results" / "rationale.json"
+    if rationale.exists():
+        text = replace_block(text, "rationale", rationale_block(rationale))
+    teachers = ROOT / "bench" / "results" / "teachers.json"
+    if teachers.exists():
+        text = replace_block(text, "teachers", teachers_block(teachers))
+    generation = ROOT / "bench" / "results" / "generation.json"
+    if generation.exists() and "<!-- generation:start -->" in text:
+        text = replace_block(text, "generation", generation_block(generation))
     readme.write_text(text)
     print("README.md updated")
     return 0

@@ -12,8 +12,9 @@ from tinystudent.recipe import default_recipe, load_recipe, parse_recipe
 
 # Distillation recipes; `embed_*.yaml` are embed-distill recipes with their own schema and test.
 RECIPES = sorted(
-    p for p in (Path(__file__).parents[1] / "recipes").glob("*.yaml")
-    if not p.name.startswith("embed_")
+    p
+    for p in (Path(__file__).parents[1] / "recipes").glob("*.yaml")
+    if not p.name.startswith(("embed_", "rationale_"))  # their own loaders test those
 )
 
 

@@ -54,13 +54,13 @@ from tinystudent.recipe import (
     parse_recipe,
 )
 from tinystudent.seed import seed_everything
-from tinystudent.teachers.encoder import EncoderTeacherConfig
 from tinystudent.teachers.frozen import (
     FrozenEncoderTeacher,
     FrozenTeacherConfig,
     SentenceEncoder,
     single_thread_blas,
 )
+from tinystudent.teachers.llm import LLMTeacherConfig
 from tinystudent.train.loop import TrainConfig
 
 Say = Callable[[str], None]
@@ -114,7 +114,7 @@ class SpeedSpec(_Strict):
     min_seconds: float = Field(2.0, gt=0)
 
 
-def _default_teachers() -> dict[str, EncoderTeacherConfig | FrozenTeacherConfig]:
+def _default_teachers() -> dict[str, TeacherConfig]:
     return {"minilm-l6": FrozenTeacherConfig(model="minilm-l6")}
 
 
@@ -415,6 +415,11 @@ class _Teachers:
         if isinstance(cfg, FrozenTeacherConfig):
             teacher = FrozenEncoderTeacher(self.encoder(name), self.label_names, cfg)
             return teacher, teacher.fit(split.train_texts, split.train_labels, seed)
+        if isinstance(cfg, LLMTeacherConfig):  # raw LM scores are cached across seeds and ks
+            from tinystudent.teachers.llm import LLMTeacher
+
+            llm = LLMTeacher.from_config(self.label_names, cfg, self.spec.cache_root() / "llm")
+            return llm, llm.fit(split.train_texts, split.train_labels, seed)
         from tinystudent.teachers import EncoderTeacher
 
         seed_everything(seed)

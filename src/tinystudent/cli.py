@@ -119,6 +119,19 @@ def cmd_embed_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rationale(args: argparse.Namespace) -> int:
+    """Rationale distillation: teach a small causal LM to answer (or reason step by step) from
+    a teacher's or a dataset's rationales, then score it on held-out questions."""
+    from tinystudent.rationale import load_rationale_recipe, run_rationale
+
+    recipe = load_rationale_recipe(args.recipe)
+    out = Path(args.out or Path("runs") / recipe.name)
+    run_rationale(recipe, out)
+    print((out / "report.md").read_text(encoding="utf-8"))
+    print(f"artifacts: {out}/ (report.json, report.md, student/, predictions.jsonl)")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run (or resume) a benchmark protocol: teachers, distilled and gold-only students and
     baselines on one split, k in the protocol's ks, several seeds; writes JSON + Markdown."""
@@ -140,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Distill a large teacher into a tiny, fast student from a few labels.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        metavar="N",
+        help="torch threads for training and labeling (default: all cores; on a machine busy "
+        "with other work, 1 is often several times faster)",
+    )
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     verbs: list[tuple[str, Callable[[argparse.Namespace], int], str]] = [
@@ -148,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("predict", cmd_predict, "classify texts with a saved student"),
         ("bench", cmd_bench, "benchmark teachers, students and baselines (a protocol or YAML)"),
         ("embed-distill", cmd_embed_distill, "distill a sentence-embedding teacher (recipe YAML)"),
+        ("rationale", cmd_rationale, "distill step-by-step rationales into a small LM (recipe)"),
         ("export", cmd_export, "export a student to ONNX (+ int8) with its preprocessing"),
         ("serve", cmd_serve, "serve an exported model over HTTP (needs the serve extra)"),
     ]
@@ -176,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", help="cache directory (default ~/.cache/tinystudent/bench)")
     parsers["embed-distill"].add_argument("recipe", help="recipe YAML (see recipes/embed_*)")
     parsers["embed-distill"].add_argument("--out", help="run directory (default: runs/<name>)")
+    parsers["rationale"].add_argument("recipe", help="recipe YAML (see recipes/rationale_*)")
+    parsers["rationale"].add_argument("--out", help="run directory (default: runs/<name>)")
     p = parsers["predict"]
     p.add_argument("model_dir", help="a student directory, or a run directory holding student/")
     p.add_argument("texts", nargs="*", help="texts to classify (else --file or stdin)")
@@ -204,6 +227,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.torch_threads is not None:
+        if args.torch_threads < 1:
+            print("error: --torch-threads must be at least 1", file=sys.stderr)
+            return 2
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     try:
         return int(args.func(args))
     except TinyStudentError as e:

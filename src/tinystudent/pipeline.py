@@ -7,6 +7,9 @@ unchanged, and redoes it (and what follows) otherwise.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import shutil
 import time
@@ -22,14 +25,23 @@ from tinystudent.errors import RecipeError
 from tinystudent.evaluate import classification_metrics, render_markdown, throughput
 from tinystudent.io import read_json, remove_stale_temps, write_json, write_text
 from tinystudent.label import LabelStats, label_texts
-from tinystudent.recipe import Recipe
+from tinystudent.recipe import Recipe, TeacherConfig
 from tinystudent.seed import seed_everything
 from tinystudent.students import Student, build_student, load_student
 from tinystudent.teachers import EncoderTeacher, Teacher
+from tinystudent.teachers.amalgamate import (
+    AmalgamatedTeacher,
+    agreement_markdown,
+    agreement_matrix,
+    to_union,
+)
 from tinystudent.teachers.frozen import FrozenEncoderTeacher, FrozenTeacherConfig
+from tinystudent.teachers.llm import LLMTeacher, LLMTeacherConfig
 from tinystudent.train import train_student
 
 log = logging.getLogger(__name__)
+
+AnyTeacher = EncoderTeacher | FrozenEncoderTeacher | LLMTeacher
 
 
 class RunDir:
@@ -80,51 +92,142 @@ def stage_data(run: RunDir) -> Split:
     return split
 
 
-def stage_teacher(run: RunDir, split: Split) -> EncoderTeacher | FrozenEncoderTeacher:
+def stage_teacher(run: RunDir, split: Split) -> AnyTeacher:
     r = run.recipe
     key = r.section_hash("data", "teacher")
-    if isinstance(r.teacher, FrozenTeacherConfig):
-        return _stage_frozen_teacher(run, split, r.teacher, key)
-    if run.is_done("teacher", key, run.teacher / "teacher.json"):
-        run.mark("teacher", key, ran=False)
-        shutil.rmtree(run.teacher_ckpt, ignore_errors=True)  # left by a crash after the save
-        return EncoderTeacher.load(run.teacher)
+    return fit_teacher(run, split, r.teacher, key, "teacher", run.teacher, run.teacher_ckpt)
+
+
+def fit_teacher(
+    run: RunDir,
+    split: Split,
+    cfg: TeacherConfig,
+    key: str,
+    stage: str,
+    out_dir: Path,
+    ckpt_dir: Path,
+) -> AnyTeacher:
+    """Fit (or reload) one teacher of any kind into `out_dir`, recorded as `stage`."""
+    if isinstance(cfg, FrozenTeacherConfig):
+        return _stage_frozen_teacher(run, split, cfg, key, stage, out_dir)
+    if isinstance(cfg, LLMTeacherConfig):
+        return _stage_llm_teacher(run, split, cfg, key, stage, out_dir)
+    r = run.recipe
+    if run.is_done(stage, key, out_dir / "teacher.json"):
+        run.mark(stage, key, ran=False)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # left by a crash after the save
+        return EncoderTeacher.load(out_dir)
     seed_everything(r.data.seed)  # the new head's init must not depend on what ran before
-    teacher = EncoderTeacher.from_pretrained(split.label_names, r.teacher)
+    teacher = EncoderTeacher.from_pretrained(split.label_names, cfg)
     losses = teacher.fine_tune(
-        split.train_texts, split.train_labels, seed=r.data.seed, checkpoint_dir=run.teacher_ckpt
+        split.train_texts, split.train_labels, seed=r.data.seed, checkpoint_dir=ckpt_dir
     )
-    teacher.save(run.teacher)
+    teacher.save(out_dir)
     write_json(
-        run.teacher / "train_log.json",
+        out_dir / "train_log.json",
         {"epoch_losses": losses, "resumed_from_epoch": teacher.resumed_from_epoch},
     )
-    run.mark("teacher", key, ran=True)
-    shutil.rmtree(run.teacher_ckpt, ignore_errors=True)
+    run.mark(stage, key, ran=True)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
     return teacher
 
 
 def _stage_frozen_teacher(
-    run: RunDir, split: Split, cfg: FrozenTeacherConfig, key: str
+    run: RunDir,
+    split: Split,
+    cfg: FrozenTeacherConfig,
+    key: str,
+    stage: str = "teacher",
+    out_dir: Path | None = None,
 ) -> FrozenEncoderTeacher:
     """Fit a linear head on frozen embeddings; the embeddings live in the run's cache so a
     rerun with another seed or k (sharing `label.cache_dir`) never encodes a text twice."""
+    out = out_dir or run.teacher
     embeddings = run.cache / "embeddings"
-    if run.is_done("teacher", key, run.teacher / "teacher.json"):
-        run.mark("teacher", key, ran=False)
-        return FrozenEncoderTeacher.load(run.teacher, cache_dir=embeddings)
+    if run.is_done(stage, key, out / "teacher.json"):
+        run.mark(stage, key, ran=False)
+        return FrozenEncoderTeacher.load(out, cache_dir=embeddings)
     teacher = FrozenEncoderTeacher.from_config(split.label_names, cfg, embeddings)
     fit = teacher.fit(split.train_texts, split.train_labels, seed=run.recipe.data.seed)
-    teacher.save(run.teacher)
-    write_json(run.teacher / "train_log.json", {"fit": fit})
-    run.mark("teacher", key, ran=True)
+    teacher.save(out)
+    write_json(out / "train_log.json", {"fit": fit})
+    run.mark(stage, key, ran=True)
     return teacher
 
 
+def _stage_llm_teacher(
+    run: RunDir, split: Split, cfg: LLMTeacherConfig, key: str, stage: str, out_dir: Path
+) -> LLMTeacher:
+    """Pick the shots and fit the calibration; raw LM scores live in the run's cache, so a new
+    calibration or seed of the same prompt never scores a text twice."""
+    scores = run.cache / "llm-scores"
+    if run.is_done(stage, key, out_dir / "teacher.json"):
+        run.mark(stage, key, ran=False)
+        return LLMTeacher.load(out_dir, cache_dir=scores)
+    teacher = LLMTeacher.from_config(split.label_names, cfg, scores)
+    fit = teacher.fit(split.train_texts, split.train_labels, seed=run.recipe.data.seed)
+    teacher.save(out_dir)
+    write_json(out_dir / "train_log.json", {"fit": fit})
+    run.mark(stage, key, ran=True)
+    return teacher
+
+
+def member_split(split: Split, labels: list[str] | None) -> Split:
+    """The split as a teacher that knows only `labels` sees it: their gold examples only."""
+    if labels is None:
+        return split
+    unknown = sorted(set(labels) - set(split.label_names))
+    if unknown:
+        raise RecipeError(f"teachers: labels {unknown} are not in the data's {split.label_names}")
+    keep = [
+        (t, labels.index(split.label_names[y]))
+        for t, y in zip(split.train_texts, split.train_labels)
+        if split.label_names[y] in labels
+    ]
+    return dataclasses.replace(
+        split,
+        label_names=list(labels),
+        train_texts=[t for t, _ in keep],
+        train_labels=[y for _, y in keep],
+    )
+
+
+def stage_teachers(
+    run: RunDir, split: Split
+) -> tuple[list[tuple[str, AnyTeacher]], AmalgamatedTeacher]:
+    """Fit every teacher of `teachers` (each in `teachers/<i>`) and amalgamate them."""
+    r = run.recipe
+    assert r.teachers is not None
+    members: list[tuple[str, AnyTeacher]] = []
+    for i, m in enumerate(r.teachers):
+        base = m.name or f"{getattr(m.config, 'kind', 'finetune')}:{m.config.model}"
+        name = base if all(base != n for n, _ in members) else f"{base}#{i}"
+        member = json.dumps(m.model_dump(mode="json"), sort_keys=True)
+        key = r.section_hash("data") + hashlib.sha256(member.encode()).hexdigest()[:16]
+        out = run.root / "teachers" / str(i)
+        ckpt = run.root / "teachers" / f"{i}.ckpt"
+        teacher = fit_teacher(
+            run, member_split(split, m.labels), m.config, key, f"teacher{i}", out, ckpt
+        )
+        members.append((name, teacher))
+    amalgamated = AmalgamatedTeacher(
+        [t for _, t in members], r.amalgamation, [n for n, _ in members], split.label_names
+    )
+    amalgamated.fit(split.train_texts, split.train_labels)
+    return members, amalgamated
+
+
 def _teacher_speed_and_size(
-    teacher: EncoderTeacher | FrozenEncoderTeacher, teacher_dir: Path, probe: list[str]
+    teacher: AnyTeacher, teacher_dir: Path, probe: list[str]
 ) -> tuple[int, float]:
-    """Bytes on disk and texts/s; a frozen teacher is timed without its embedding cache."""
+    """Bytes on disk and texts/s; a frozen teacher is timed without its embedding cache, an
+    LLM without its score cache (on 32 texts: it is slow) and sized as 4 bytes a weight."""
+    if isinstance(teacher, LLMTeacher):
+        return 4 * teacher.num_params(), throughput(
+            lambda texts: teacher.calibrate(teacher.raw_scores(texts, use_cache=False)),
+            probe[:32],
+            min_seconds=1.0,
+        )
     if isinstance(teacher, FrozenEncoderTeacher):
         return teacher.size_bytes(), throughput(
             lambda texts: teacher.predict_proba(texts, use_cache=False), probe, min_seconds=1.0
@@ -137,7 +240,7 @@ def stage_student(
     run: RunDir, split: Split, transfer: list[str], probs: np.ndarray, labels: list[int]
 ) -> tuple[Student, dict[str, Any]]:
     r = run.recipe
-    key = r.section_hash("data", "teacher", "generate", "student", "train")
+    key = r.section_hash("data", *r.teacher_sections, "generate", "student", "train")
     if run.is_done("student", key, run.student / "student.json"):
         run.mark("student", key, ran=False)
         shutil.rmtree(run.student_ckpt, ignore_errors=True)
@@ -256,7 +359,12 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
     rd = RunDir(out_dir, recipe)
     write_json(rd.root / "recipe.json", recipe.model_dump(mode="json"))
     split = stage_data(rd)
-    teacher = stage_teacher(rd, split)
+    members: list[tuple[str, AnyTeacher]] = []
+    teacher: AnyTeacher | AmalgamatedTeacher
+    if recipe.teachers is None:
+        teacher = stage_teacher(rd, split)
+    else:
+        members, teacher = stage_teachers(rd, split)
 
     transfer, labels, sources = stage_transfer(rd, split)
     probs, test_probs, stats, test_stats = label_all(rd, teacher, transfer, split.test_texts)
@@ -266,7 +374,17 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
     student_probs = student.predict_proba(split.test_texts)
     teacher_pred = test_probs.argmax(1)
     probe = split.test_texts[:256]
-    teacher_size, teacher_tput = _teacher_speed_and_size(teacher, rd.teacher, probe)
+    member_entries: dict[str, dict[str, Any]] = {}
+    agreement: dict[str, dict[str, float]] = {}
+    if isinstance(teacher, AmalgamatedTeacher):
+        member_entries, agreement = _member_report(rd, split, members, test_probs, probe)
+        teacher_name = f"amalgamated ({teacher.spec.method})"
+        teacher_size = sum(e["size_bytes"] for e in member_entries.values())
+        # the members run one after another on each text: their times add up
+        teacher_tput = 1.0 / sum(1.0 / max(e["throughput"], 1e-9) for e in member_entries.values())
+    else:
+        teacher_name = recipe.teacher.model
+        teacher_size, teacher_tput = _teacher_speed_and_size(teacher, rd.teacher, probe)
     report: dict[str, Any] = {
         "name": recipe.name,
         "tinystudent_version": __version__,
@@ -279,10 +397,10 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
         "transfer_sources": sources,
         "torch_threads": torch.get_num_threads(),
         "teacher": _system_entry(
-            recipe.teacher.model,
+            teacher_name,
             test_probs,
             split.test_labels,
-            teacher.num_params(),
+            max(1, teacher.num_params()),  # a remote LLM's size is unknown (0)
             teacher_size,
             teacher_tput,
         ),
@@ -299,11 +417,49 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
         "training": train_log,
         "stages": rd.ran,
     }
-    report["systems"] = {"student (distilled)": report["student"]}
+    report["systems"] = {**member_entries, "student (distilled)": report["student"]}
+    if agreement:
+        report["teachers"] = list(member_entries.values())
+        report["teacher_agreement"] = agreement
+        report["amalgamation"] = {
+            "method": teacher.spec.method if isinstance(teacher, AmalgamatedTeacher) else None,
+            **(teacher.fit_info if isinstance(teacher, AmalgamatedTeacher) else {}),
+        }
     t_acc = report["teacher"]["accuracy"]
     report["student"]["pct_of_teacher"] = 100 * report["student"]["accuracy"] / t_acc
     report["student"]["compression"] = report["teacher"]["params"] / report["student"]["params"]
     report["seconds"] = time.perf_counter() - start
     write_json(rd.root / "report.json", report)
-    write_text(rd.root / "report.md", render_markdown(report))
+    markdown = render_markdown(report)
+    if agreement:
+        markdown += "\n" + agreement_markdown(agreement)
+    write_text(rd.root / "report.md", markdown)
     return report
+
+
+def _member_report(
+    rd: RunDir,
+    split: Split,
+    members: list[tuple[str, AnyTeacher]],
+    amalgamated_test: np.ndarray,
+    probe: list[str],
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, float]]]:
+    """Each teacher's test entry (in the union label space; agreement is with the amalgamated
+    teacher) and the pairwise agreement of all teachers, amalgamated included."""
+    entries: dict[str, dict[str, Any]] = {}
+    preds: dict[str, np.ndarray] = {}
+    amalgamated_pred = amalgamated_test.argmax(1)
+    for i, (name, t) in enumerate(members):
+        probs, _ = label_texts(
+            t, split.test_texts, rd.cache, rd.recipe.label.shard_size, desc=f"{name} on test"
+        )
+        probs = to_union(probs, t.label_names, split.label_names)
+        size, tput = _teacher_speed_and_size(t, rd.root / "teachers" / str(i), probe)
+        entry = _system_entry(
+            name, probs, split.test_labels, max(1, t.num_params()), size, tput, amalgamated_pred
+        )
+        entry["labels"] = list(t.label_names)
+        entries[f"teacher {name}"] = entry
+        preds[name] = probs.argmax(1)
+    preds["amalgamated"] = amalgamated_pred
+    return entries, agreement_matrix(preds)

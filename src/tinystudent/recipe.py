@@ -24,8 +24,10 @@ from pydantic import (
 
 from tinystudent.errors import RecipeError
 from tinystudent.generate.run import GenerationConfig
+from tinystudent.teachers.amalgamate import AmalgamationSpec
 from tinystudent.teachers.encoder import EncoderTeacherConfig
 from tinystudent.teachers.frozen import FrozenTeacherConfig
+from tinystudent.teachers.llm import LLMTeacherConfig
 from tinystudent.train.loop import TrainConfig
 
 
@@ -80,7 +82,7 @@ class StudentSpec(BaseModel):
 
 
 #: Teacher kinds a recipe can name; `finetune` (the default) needs no `kind` key.
-TEACHER_KINDS = ("finetune", "frozen")
+TEACHER_KINDS = ("finetune", "frozen", "llm")
 
 
 def _teacher_kind(value: Any) -> str:
@@ -91,7 +93,8 @@ def _teacher_kind(value: Any) -> str:
 
 TeacherConfig = Annotated[
     Annotated[EncoderTeacherConfig, Tag("finetune")]
-    | Annotated[FrozenTeacherConfig, Tag("frozen")],
+    | Annotated[FrozenTeacherConfig, Tag("frozen")]
+    | Annotated[LLMTeacherConfig, Tag("llm")],
     Discriminator(_teacher_kind),
 ]
 
@@ -107,6 +110,33 @@ def check_teacher_kind(value: Any) -> Any:
         if value["kind"] == "finetune":
             value = {k: v for k, v in value.items() if k != "kind"}
     return value
+
+
+class TeacherMember(_Strict):
+    """One of several teachers: a teacher section, plus the classes it knows (`labels`, default
+    all: a teacher given part of the classes is fitted on their gold examples only) and a
+    display `name`. Written flat in YAML: `- {kind: frozen, model: minilm-l6, labels: [a, b]}`."""
+
+    name: str | None = None
+    labels: list[str] | None = Field(None, min_length=1)
+    config: TeacherConfig
+
+    _kind = field_validator("config", mode="before")(check_teacher_kind)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "config" not in data:
+            rest = {k: v for k, v in data.items() if k not in ("name", "labels")}
+            data = {**{k: data[k] for k in ("name", "labels") if k in data}, "config": rest}
+        return data
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"labels repeat a name: {v}")
+        return v
 
 
 class ScaleSpec(_Strict):
@@ -126,6 +156,10 @@ class Recipe(_Strict):
     name: str = "run"
     data: DataSpec = DataSpec()
     teacher: TeacherConfig = EncoderTeacherConfig()
+    # Several teachers amalgamated into one (instead of `teacher`); None keeps old recipes as
+    # they were (their stage hashes never include these two sections).
+    teachers: list[TeacherMember] | None = Field(None, min_length=1)
+    amalgamation: AmalgamationSpec | None = None
     label: LabelSpec = LabelSpec()
     student: StudentSpec = StudentSpec()
     train: TrainConfig = TrainConfig()
@@ -134,9 +168,30 @@ class Recipe(_Strict):
 
     _teacher_kind = field_validator("teacher", mode="before")(check_teacher_kind)
 
+    @model_validator(mode="after")
+    def _one_teacher_source(self) -> Recipe:
+        if self.teachers is not None and "teacher" in self.model_fields_set:
+            raise ValueError("give either teacher (one) or teachers (several), not both")
+        if self.amalgamation is not None and self.teachers is None:
+            raise ValueError("amalgamation needs a teachers list")
+        return self
+
+    @property
+    def teacher_sections(self) -> tuple[str, ...]:
+        """The sections that define the labelling teacher (one, or several amalgamated)."""
+        return ("teacher",) if self.teachers is None else ("teachers", "amalgamation")
+
     def section_hash(self, *sections: str) -> str:
         """Hash of some sections: a stage reruns when a section it depends on changes."""
-        payload = {s: getattr(self, s).model_dump(mode="json") for s in sections}
+
+        def dump(value: Any) -> Any:
+            if value is None:
+                return None
+            if isinstance(value, list):
+                return [v.model_dump(mode="json") for v in value]
+            return value.model_dump(mode="json")
+
+        payload = {s: dump(getattr(self, s)) for s in sections}
         if "student" in payload:
             payload["student"] = {"kind": self.student.kind, **self.student.options}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -148,7 +203,11 @@ def _without_union_tags(loc: list[Any]) -> list[Any]:
     for i, p in enumerate(loc):
         under_teacher = i >= 1 and loc[i - 1] == "teacher"
         under_teachers = i >= 2 and loc[i - 2] == "teachers"
-        if p in TEACHER_KINDS and (under_teacher or under_teachers):
+        # a member's settings are written flat: hide the `config` level and its union tag
+        in_member = i >= 3 and loc[i - 3] == "teachers" and loc[i - 1] == "config"
+        if p == "config" and under_teachers:
+            continue
+        if p in TEACHER_KINDS and (under_teacher or under_teachers or in_member):
             continue
         out.append(p)
     return out

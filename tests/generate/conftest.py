@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_lm import save_tiny_llama, word_level
 from tinystudent.data.split import Split
 from tinystudent.generate.generator import Prompt
 
@@ -19,7 +20,6 @@ POS = ["great", "wonderful", "moving", "brilliant", "fun", "superb", "charming"]
 NEG = ["awful", "boring", "dull", "terrible", "messy", "tedious", "bland"]
 FILL = ["the", "film", "movie", "was", "plot", "actors", "story", "and", "a", "very", "this"]
 CHAT = ["user", "assistant", "write", "one", "new", "example", "labeled", "pos", "neg"]
-SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 CHAT_TEMPLATE = (
     "{% for m in messages %}<s>{{ m['role'] }} {{ m['content'] }}</s>{% endfor %}"
     "{% if add_generation_prompt %}<s>assistant {% endif %}"
@@ -50,39 +50,9 @@ def toy_split() -> Split:
 
 @pytest.fixture(scope="session")
 def tiny_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
+    tok = word_level(POS + NEG + FILL + CHAT)
     out = tmp_path_factory.mktemp("tiny_lm")
-    vocab = {w: i for i, w in enumerate(SPECIALS + POS + NEG + FILL + CHAT)}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-    )
-    fast.chat_template = CHAT_TEMPLATE
-    fast.save_pretrained(out)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
-        tie_word_embeddings=True,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(out, safe_serialization=True)
-    return out
+    return save_tiny_llama(out, tok, max_positions=128, chat_template=CHAT_TEMPLATE)
 
 
 @pytest.fixture()

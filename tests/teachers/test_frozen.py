@@ -137,8 +137,8 @@ def test_recipe_teacher_kind() -> None:
     assert parse_recipe({"teacher": {"kind": "finetune"}}).section_hash("teacher") == (
         Recipe().section_hash("teacher")
     )
-    with pytest.raises(RecipeError, match="unknown teacher kind 'llm'"):
-        parse_recipe({"teacher": {"kind": "llm"}})
+    with pytest.raises(RecipeError, match="unknown teacher kind 'gpt'"):
+        parse_recipe({"teacher": {"kind": "gpt"}})
     with pytest.raises(RecipeError, match="teacher.epochs: unknown key"):
         parse_recipe({"teacher": {"kind": "frozen", "epochs": 3}})
 

@@ -28,8 +28,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"**{report['dataset']}**, k = {report['k']} per class, seed {report['seed']}, "
         f"{report['test_size']} test texts, transfer set {report['transfer_size']} texts"
-        + (" (" + ", ".join(f"{k} {v}" for k, v in report["transfer_sources"].items()) + ")"
-           if report.get("transfer_sources") else ""),
+        + (
+            " (" + ", ".join(f"{k} {v}" for k, v in report["transfer_sources"].items()) + ")"
+            if report.get("transfer_sources")
+            else ""
+        ),
         "",
         head,
     ]

@@ -86,6 +86,8 @@ def finetune_causal_lm(
     """
     import torch
 
+    from tinystudent.train.causal_lm import pad_right, warmup_linear_decay
+
     if not texts:
         raise GenerationError("fine-tuning the generator needs at least one in-domain text")
     if steps <= 0:
@@ -97,12 +99,7 @@ def finetune_causal_lm(
     torch.manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    warmup = max(1, steps // 10)
-    # Short warmup then linear decay: a few large steps would otherwise knock a small LM off
-    # its pretrained behaviour (it forgets how to stop, or collapses on one phrase).
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
-    )
+    sched = warmup_linear_decay(opt, steps)
     losses: list[float] = []
     model.train()
     try:
@@ -117,10 +114,7 @@ def finetune_causal_lm(
                 tokenizer.encode(prefix + _one_line(t) + eos, add_special_tokens=False)[:max_length]
                 for t in batch
             ]
-            width = max(len(r) for r in ids)
-            input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in ids])
-            mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in ids])
-            labels = input_ids.masked_fill(mask == 0, -100)  # no loss on padding
+            input_ids, mask, labels = pad_right(ids, None, pad)  # no loss on padding
             device = next(model.parameters()).device
             out = model(
                 input_ids=input_ids.to(device),

@@ -195,6 +195,24 @@ class EncoderTeacher(nn.Module):
             out[idx] = torch.softmax(logits.float(), -1).numpy()
         return out
 
+    @torch.no_grad()
+    def predict_proba_samples(self, texts: list[str], n: int, seed: int = 0) -> np.ndarray:
+        """[n, len(texts), C] Monte-Carlo dropout: n passes with the model's own dropout on
+        (backbone and head), seeded, for the uncertainty amalgamation (amalgamate.py)."""
+        slow_step()
+        out = np.zeros((n, len(texts), len(self.label_names)), dtype=np.float32)
+        was_training = self.training
+        self.train()
+        try:
+            for i in range(n):
+                torch.manual_seed(seed + i)
+                for idx in length_sorted_batches(texts, self.cfg.predict_batch_size):
+                    logits = self(**self._encode([texts[j] for j in idx]))
+                    out[i, idx] = torch.softmax(logits.float(), -1).numpy()
+        finally:
+            self.train(was_training)
+        return out
+
     @property
     def fingerprint(self) -> str:
         """Hash of the weights and of everything that changes predictions (length, labels)."""

@@ -35,6 +35,8 @@ from tinystudent.teachers.encoder import length_sorted_batches
 #: Logit given to a class the head never saw in training: probability ~0, still finite.
 ABSENT_LOGIT = -1e4
 TEMPERATURE_RANGE = (0.05, 20.0)
+#: Dropout on the frozen features for MC samples (MiniLM's own hidden dropout rate).
+MC_FEATURE_DROPOUT = 0.1
 
 
 class FrozenTeacherConfig(BaseModel):
@@ -301,6 +303,20 @@ class FrozenEncoderTeacher:
         """Class probabilities; `use_cache=False` runs the encoder (for honest timings)."""
         x = self.encoder.embed(texts, use_cache=use_cache, desc="embedding")
         return _softmax(self._logits(x) / self.temperature).astype(np.float32)
+
+    def predict_proba_samples(self, texts: list[str], n: int, seed: int = 0) -> np.ndarray:
+        """[n, len(texts), C] Monte-Carlo dropout on the head's input features (rate
+        `MC_FEATURE_DROPOUT`, inverted scaling). Dropout inside the encoder would cost n
+        uncached encodings of every text; on the cached frozen features it costs a matmul, and
+        a head that leans on few features shows it as spread across passes."""
+        x = self.encoder.embed(texts, desc="embedding")
+        keep = 1.0 - MC_FEATURE_DROPOUT
+        rng = np.random.default_rng(seed)
+        out = np.zeros((n, len(texts), len(self.label_names)), dtype=np.float32)
+        for i in range(n):
+            mask = (rng.random(x.shape) < keep).astype(np.float32) / keep
+            out[i] = _softmax(self._logits(x * mask) / self.temperature)
+        return out
 
     @property
     def fingerprint(self) -> str:

@@ -1,0 +1,23 @@
+"""Rationale (chain-of-thought) distillation: a small generative student learns a teacher's
+step-by-step solutions, as its output (Fine-tune-CoT) or as a second task beside the answer
+(distilling step-by-step). Heavy imports (torch, transformers, reasoning-gym, peft) happen
+inside the functions that need them.
+"""
+
+from tinystudent.rationale.data import Example, gsm_split, load_jsonl
+from tinystudent.rationale.format import Mode, Task
+from tinystudent.rationale.pipeline import run_rationale
+from tinystudent.rationale.recipe import RationaleRecipe, load_rationale_recipe
+from tinystudent.rationale.train import RationaleTrainConfig
+
+__all__ = [
+    "Example",
+    "Mode",
+    "RationaleRecipe",
+    "RationaleTrainConfig",
+    "Task",
+    "gsm_split",
+    "load_jsonl",
+    "load_rationale_recipe",
+    "run_rationale",
+]

@@ -1,0 +1,91 @@
+"""What the student reads and writes in each training mode; one place, so training and
+inference can never disagree about a prompt.
+
+- `answer`: `Question: q\\nAnswer:` -> ` a` (the baseline: no rationale at all).
+- `cot` (Fine-tune-CoT, Ho et al. 2023): the same prompt -> ` rationale\\n#### a`; at inference
+  the student writes its reasoning first and the answer is read after the last `####`.
+- `multitask` (distilling step-by-step, Hsieh et al. 2023): one input, two tasks told apart by a
+  prefix: `[label] Question: ...` -> ` a` and `[rationale] Question: ...` -> ` rationale`.
+  The rationale is a training signal only; inference runs the `[label]` task, so it costs as
+  little as the answer-only student.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from tinystudent.rationale.data import Example
+
+ANSWER_MARKER = "####"
+LABEL_PREFIX = "[label]"
+RATIONALE_PREFIX = "[rationale]"
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+class Mode(str, Enum):
+    answer = "answer"
+    cot = "cot"
+    multitask = "multitask"
+
+
+class Task(str, Enum):
+    """Which loss a training row feeds (only multitask has rationale rows)."""
+
+    label = "label"
+    rationale = "rationale"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One training sequence: the loss is on `target` only, never on `prompt`."""
+
+    prompt: str
+    target: str
+    task: Task = Task.label
+
+
+def prompt(question: str, mode: Mode, task: Task = Task.label) -> str:
+    text = f"Question: {' '.join(question.split())}\nAnswer:"
+    if mode is Mode.multitask:
+        return f"{LABEL_PREFIX if task is Task.label else RATIONALE_PREFIX} {text}"
+    return text
+
+
+def rows(example: Example, mode: Mode) -> list[Row]:
+    """The training rows of one example in `mode` (two for multitask, else one)."""
+    answer = f" {example.answer}"
+    if mode is Mode.answer:
+        return [Row(prompt(example.question, mode), answer)]
+    if example.rationale is None:
+        raise ValueError(f"example {example.id} has no rationale; mode {mode.value} needs one")
+    if mode is Mode.cot:
+        target = f" {example.rationale}\n{ANSWER_MARKER} {example.answer}"
+        return [Row(prompt(example.question, mode), target)]
+    return [
+        Row(prompt(example.question, mode, Task.label), answer, Task.label),
+        Row(
+            prompt(example.question, mode, Task.rationale), f" {example.rationale}", Task.rationale
+        ),
+    ]
+
+
+def inference_prompt(question: str, mode: Mode) -> str:
+    """What the student is asked at test time: the label task only, in every mode."""
+    return prompt(question, mode, Task.label)
+
+
+def extract_answer(text: str, mode: Mode) -> str:
+    """The final answer in a generation; scorers then read it their own way (gsm_symbolic: its
+    first number). After the last `####` when there is one. Otherwise a `cot` student ran out
+    of tokens mid-reasoning: its last number is the best guess. An answer-only student answers
+    on its first line; what follows is run-on text, not the answer."""
+    if ANSWER_MARKER in text:
+        tail = text.rsplit(ANSWER_MARKER, 1)[1].strip()
+        return tail.splitlines()[0].strip() if tail else ""
+    if mode is Mode.cot:
+        numbers = _NUMBER.findall(text)
+        return numbers[-1] if numbers else text.strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else ""

@@ -1,0 +1,261 @@
+"""`tinystudent rationale RECIPE.yaml`: data -> rationales -> student -> evaluation -> report.
+
+Every stage leaves its artifact in the run directory and a rerun skips what is done:
+`rationales.jsonl` (kept rationales, keyed), `baseline.json` (the untrained student's score),
+`checkpoint/` while training, `student/` (safetensors) once trained, then `predictions.jsonl`,
+`report.json` and `report.md`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from tinystudent.checkpoint import Checkpoint, fingerprint
+from tinystudent.errors import DataError
+from tinystudent.io import read_json, write_json, write_text
+from tinystudent.rationale.data import (
+    Example,
+    Scorer,
+    drop_overlap,
+    gsm_scorer,
+    gsm_split,
+    load_jsonl,
+    number_match,
+    save_jsonl,
+)
+from tinystudent.rationale.evaluate import EvalResult, evaluate_student
+from tinystudent.rationale.format import Mode
+from tinystudent.rationale.recipe import (
+    DataSource,
+    RationaleRecipe,
+    RationaleSourceKind,
+    RationaleSourceSpec,
+)
+from tinystudent.rationale.sources import (
+    DatasetRationales,
+    GeneratorRationales,
+    RationaleSource,
+    filter_rationales,
+)
+from tinystudent.rationale.student import META, load_student, save_student
+from tinystudent.rationale.train import train_student
+
+log = logging.getLogger(__name__)
+
+
+def load_data(recipe: RationaleRecipe) -> tuple[list[Example], list[Example], Scorer]:
+    """Training and held-out examples (disjoint by question) and the scorer to use."""
+    d = recipe.data
+    if d.source is DataSource.gsm_symbolic:
+        train, test = gsm_split(d.num_train, d.num_test, d.seed)
+        return train, test, gsm_scorer()
+    assert d.train_path and d.test_path  # checked by the recipe
+    test = load_jsonl(d.test_path)[: d.num_test]
+    train = drop_overlap(load_jsonl(d.train_path), test)
+    if not train:
+        raise DataError(f"{d.train_path}: every training question is also a test question")
+    return train, test, number_match
+
+
+def make_source(spec: RationaleSourceSpec) -> RationaleSource:
+    if spec.source is RationaleSourceKind.dataset:
+        return DatasetRationales()
+    from tinystudent.generate.generator import make_generator
+
+    backend = "transformers" if spec.source is RationaleSourceKind.transformers else "openai"
+    generator = make_generator(
+        backend, spec.model, spec.base_url, spec.api_key_env, batch_size=spec.batch_size
+    )
+    return GeneratorRationales(
+        generator,
+        spec.num_samples,
+        spec.temperature,
+        spec.top_p,
+        spec.max_new_tokens,
+        spec.instruction,
+    )
+
+
+def training_examples(
+    recipe: RationaleRecipe, questions: list[Example], scorer: Scorer, out: Path
+) -> tuple[list[Example], dict[str, Any]]:
+    """The examples the student trains on: the questions themselves in answer mode; else one
+    example per kept rationale, cached in `rationales.jsonl` for reruns."""
+    if recipe.train.mode is Mode.answer:
+        return questions, {"source": "none (answer mode)"}
+    key = fingerprint(recipe.section_hash("rationales"), [e.to_json() for e in questions])
+    cache, meta_path = out / "rationales.jsonl", out / "rationales.json"
+    if cache.is_file() and meta_path.is_file() and read_json(meta_path).get("key") == key:
+        return load_jsonl(cache), read_json(meta_path)
+    source = make_source(recipe.rationales)
+    t0 = time.perf_counter()
+    candidates = source.candidates(questions, recipe.data.seed)
+    kept, stats = filter_rationales(questions, candidates, scorer)
+    meta = {
+        "key": key,
+        "source": source.name,
+        "stats": stats.as_dict(),
+        "seconds": time.perf_counter() - t0,
+    }
+    if not kept:
+        raise DataError(
+            f"no rationale was kept: {stats.candidates} candidates from {source.name}, "
+            f"{stats.wrong_answer} with a wrong final answer, {stats.empty} empty"
+        )
+    save_jsonl(cache, kept)
+    write_json(meta_path, meta)
+    return kept, meta
+
+
+def _max_new_tokens(recipe: RationaleRecipe, mode: Mode) -> int:
+    ev = recipe.evaluate
+    return ev.cot_max_new_tokens if mode is Mode.cot else ev.max_new_tokens
+
+
+def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) a rationale distillation; returns the report (also written to `out`)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    cfg = recipe.train
+    train_all, test, scorer = load_data(recipe)
+    questions = train_all[: cfg.num_examples]
+    examples, rationale_meta = training_examples(recipe, questions, scorer, out)
+
+    student_dir = out / "student"
+    key = fingerprint(recipe.training_hash(), [e.to_json() for e in examples])
+    baseline: dict[str, Any] | None = None
+    if recipe.evaluate.baseline:
+        baseline_path = out / "baseline.json"
+        bkey = fingerprint(recipe.section_hash("student", "data", "evaluate"))
+        if baseline_path.is_file() and read_json(baseline_path).get("key") == bkey:
+            baseline = read_json(baseline_path)["result"]
+        else:
+            model, tok = load_student(recipe.student.model)
+            untrained = evaluate_student(
+                model,
+                tok,
+                test,
+                Mode.answer,
+                scorer,
+                recipe.evaluate.max_new_tokens,
+                recipe.evaluate.batch_size,
+                progress,
+            )
+            baseline = untrained.summary()
+            write_json(baseline_path, {"key": bkey, "result": baseline})
+            del model
+
+    trained = (student_dir / META).is_file() and read_json(student_dir / META).get("key") == key
+    if trained:
+        model, tok = load_student(str(student_dir))
+        train_info = read_json(student_dir / META)["train"]
+    else:
+        model, tok = load_student(recipe.student.model)
+        ckpt = Checkpoint(out / "checkpoint", key)
+        model, result = train_student(model, tok, examples, cfg, ckpt, progress)
+        train_info = {
+            "steps": result.steps,
+            "examples": result.examples,
+            "dropped_too_long": result.dropped_too_long,
+            "seconds": result.seconds,
+            "stopped_by_time": result.stopped_by_time,
+            "resumed_from": result.resumed_from,
+            "first_loss": result.losses[0] if result.losses else None,
+            "last_loss": result.losses[-1] if result.losses else None,
+        }
+        if result.stopped_by_time:
+            raise DataError(
+                f"training stopped by train.max_minutes after {result.steps} of {cfg.steps} "
+                "steps; the checkpoint is kept: rerun to continue"
+            )
+        save_student(
+            model,
+            tok,
+            student_dir,
+            {"key": key, "train": train_info, "recipe": recipe.model_dump(mode="json")},
+        )
+        ckpt.clear()
+
+    res: EvalResult = evaluate_student(
+        model,
+        tok,
+        test,
+        cfg.mode,
+        scorer,
+        _max_new_tokens(recipe, cfg.mode),
+        recipe.evaluate.batch_size,
+        progress,
+    )
+    write_text(
+        out / "predictions.jsonl",
+        "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in res.predictions),
+    )
+    report = {
+        "name": recipe.name,
+        "mode": cfg.mode.value,
+        "student": recipe.student.model,
+        "data": {
+            "source": recipe.data.source.value,
+            "train_questions": len(questions),
+            "test_questions": len(test),
+        },
+        "rationales": {k: v for k, v in rationale_meta.items() if k != "key"},
+        "budget": {
+            "num_examples": cfg.num_examples,
+            "steps": cfg.steps,
+            "batch_size": cfg.batch_size,
+            "max_seq_len": cfg.max_seq_len,
+            "lr": cfg.lr,
+            "label_weight": cfg.label_weight if cfg.mode is Mode.multitask else None,
+            "lora": cfg.lora.model_dump() if cfg.lora else None,
+        },
+        "train": train_info,
+        "untrained": baseline,
+        "student_result": res.summary(),
+        "seconds": time.perf_counter() - t0,
+    }
+    write_json(out / "report.json", report)
+    write_text(out / "report.md", render_report(report))
+    return report
+
+
+def render_report(report: dict[str, Any]) -> str:
+    b, r = report["budget"], report["student_result"]
+    lines = [
+        f"# {report['name']}: rationale distillation ({report['mode']})",
+        "",
+        f"Student {report['student']}, {report['data']['train_questions']} training questions "
+        f"({report['data']['source']}), {report['data']['test_questions']} held-out questions. "
+        f"Budget: {b['steps']} steps x {b['batch_size']} questions, max {b['max_seq_len']} "
+        f"tokens, lr {b['lr']}"
+        + (f", label weight {b['label_weight']}" if b["label_weight"] is not None else "")
+        + (", LoRA" if b["lora"] else "")
+        + ".",
+        "",
+        "| student | exact match | tokens per answer | s per answer |",
+        "|---|---|---|---|",
+    ]
+    u = report.get("untrained")
+    if u:
+        lines.append(
+            f"| untrained | {u['accuracy']:.3f} ({u['correct']}/{u['total']}) | "
+            f"{u['mean_new_tokens']:.1f} | {u['seconds_per_answer']:.3f} |"
+        )
+    lines.append(
+        f"| {report['mode']} | {r['accuracy']:.3f} ({r['correct']}/{r['total']}) | "
+        f"{r['mean_new_tokens']:.1f} | {r['seconds_per_answer']:.3f} |"
+    )
+    stats = report["rationales"].get("stats")
+    if stats:
+        lines += [
+            "",
+            f"Rationales from {report['rationales']['source']}: kept {stats['kept']} of "
+            f"{stats['candidates']} candidates ({stats['dropped_wrong_answer']} had a wrong "
+            f"final answer).",
+        ]
+    return "\n".join(lines) + "\n"

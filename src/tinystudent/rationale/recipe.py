@@ -1,0 +1,132 @@
+"""The `rationale` recipe: YAML (safe_load only) validated into typed sections whose errors
+name the offending key, like the classification and embedding recipes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tinystudent.errors import RecipeError
+from tinystudent.rationale.sources import DEFAULT_INSTRUCTION
+from tinystudent.rationale.train import RationaleTrainConfig
+from tinystudent.recipe import _describe
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSource(str, Enum):
+    gsm_symbolic = "gsm_symbolic"
+    jsonl = "jsonl"
+
+
+class RationaleSourceKind(str, Enum):
+    dataset = "dataset"
+    transformers = "transformers"
+    openai = "openai"
+
+
+class RationaleData(_Strict):
+    """Built-in gsm_symbolic (generated, seeded) or JSONL files with question/answer/rationale."""
+
+    source: DataSource = DataSource.gsm_symbolic
+    train_path: str | None = Field(None, description="jsonl: training rows")
+    test_path: str | None = Field(None, description="jsonl: held-out rows")
+    num_train: int = Field(512, ge=1, description="gsm_symbolic: training items to generate")
+    num_test: int = Field(200, ge=1, description="held-out items (gsm_symbolic: generated)")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _paths(self) -> RationaleData:
+        if self.source is DataSource.jsonl:
+            missing = [k for k in ("train_path", "test_path") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"source jsonl needs {' and '.join(missing)}")
+        return self
+
+
+class RationaleSourceSpec(_Strict):
+    """Who writes the rationales: the dataset, a local causal LM, or an OpenAI-compatible API."""
+
+    source: RationaleSourceKind = RationaleSourceKind.dataset
+    model: str = Field("smollm2-135m", description="local folder, smollm2-135m, or served name")
+    base_url: str | None = Field(None, description="openai: endpoint (default $OPENAI_BASE_URL)")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable with the key")
+    num_samples: int = Field(4, ge=1, description="sampled rationales per question")
+    temperature: float = Field(0.7, ge=0.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(256, ge=1)
+    batch_size: int = Field(8, ge=1, description="transformers: prompts per generate call")
+    instruction: str = Field(DEFAULT_INSTRUCTION, description="teacher prompt with {question}")
+
+    @field_validator("instruction")
+    @classmethod
+    def _instruction(cls, value: str) -> str:
+        if "{question}" not in value:
+            raise ValueError("must contain {question}")
+        return value
+
+
+class StudentModel(_Strict):
+    model: str = Field("smollm2-135m", description="smollm2-135m or a local causal-LM folder")
+
+
+class RationaleEval(_Strict):
+    batch_size: int = Field(16, ge=1)
+    max_new_tokens: int = Field(16, ge=1, description="answer and multitask: answers are short")
+    cot_max_new_tokens: int = Field(192, ge=1, description="cot: rationale then answer")
+    baseline: bool = Field(True, description="also score the untrained student")
+
+
+class RationaleRecipe(_Strict):
+    name: str = "rationale"
+    data: RationaleData = RationaleData()
+    rationales: RationaleSourceSpec = RationaleSourceSpec()
+    student: StudentModel = StudentModel()
+    train: RationaleTrainConfig = RationaleTrainConfig()
+    evaluate: RationaleEval = RationaleEval()
+
+    def section_hash(self, *sections: str) -> str:
+        payload = {s: getattr(self, s).model_dump(mode="json") for s in sections}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def training_hash(self) -> str:
+        """What the trained student depends on (the time limit and checkpoint cadence do not)."""
+        train = self.train.model_dump(mode="json", exclude={"max_minutes", "checkpoint_every"})
+        payload = {
+            "data": self.data.model_dump(mode="json"),
+            "rationales": self.rationales.model_dump(mode="json"),
+            "student": self.student.model_dump(mode="json"),
+            "train": train,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def parse_rationale_recipe(data: Any, source: str = "recipe") -> RationaleRecipe:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe is a mapping of sections, got {type(data).__name__}")
+    try:
+        return RationaleRecipe(**data)
+    except ValidationError as e:
+        lines = _describe(e).split("; ")
+        raise RecipeError("\n".join(f"{source}: {line}" for line in lines)) from None
+
+
+def load_rationale_recipe(path: str | Path) -> RationaleRecipe:
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: no such recipe file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{path}: not valid YAML ({e})") from None
+    return parse_rationale_recipe(data, str(path))

@@ -1,0 +1,281 @@
+"""Fine-tune a causal-LM student on answers, rationales or both, within a CPU budget.
+
+The hot loop is here in one place. Choices worth knowing:
+- the loss is on target tokens only: the question is context, not something to imitate;
+- `multitask` runs one forward per task and mixes `w * label + (1 - w) * rationale`
+  (`label_weight` = w), so each task's loss is a mean over its own tokens: a long rationale
+  cannot drown the few answer tokens just by being long;
+- batches are drawn from seeded per-epoch permutations, a pure function of (seed, step), so a
+  resumed run sees exactly the batches the interrupted one would have;
+- a checkpoint (trainable weights, optimiser, scheduler, step, losses) is written every
+  `checkpoint_every` steps; with LoRA it holds only the adapters, a few MB.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tinystudent.checkpoint import Checkpoint, rng_state, set_rng_state
+from tinystudent.errors import AssetMissingError, DataError
+from tinystudent.rationale.data import Example
+from tinystudent.rationale.format import Mode, Task, rows
+from tinystudent.train.causal_lm import encode_prompt_target, masked_lm_loss, pad_right
+
+log = logging.getLogger(__name__)
+PEFT_PIP = "pip install 'tinystudent[rationale]'  (or: pip install peft)"
+
+
+class LoraSpec(BaseModel):
+    """Low-rank adapters (peft) instead of full fine-tuning: far less optimiser memory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(8, ge=1, description="adapter rank")
+    alpha: int = Field(16, ge=1, description="scaling numerator (scale = alpha / r)")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        min_length=1,
+        description="names of the linear layers that get adapters",
+    )
+
+
+class RationaleTrainConfig(BaseModel):
+    """The student's training budget and objective (the recipe's `train` section)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Mode = Field(Mode.multitask, description="answer | cot | multitask")
+    num_examples: int = Field(256, ge=1, description="training questions used (the budget)")
+    steps: int = Field(100, ge=0, description="optimiser steps")
+    batch_size: int = Field(8, ge=1, description="questions per step")
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int | None = Field(None, ge=0, description="default: a tenth of the steps")
+    max_seq_len: int = Field(256, ge=8, description="prompt + target tokens; longer rows drop")
+    label_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="multitask w: w * label loss + (1 - w) * rationale loss"
+    )
+    lora: LoraSpec | None = None
+    checkpoint_every: int = Field(25, ge=0, description="steps between checkpoints (0: never)")
+    max_minutes: float | None = Field(None, gt=0, description="stop cleanly after this long")
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Encoded:
+    ids: list[int]
+    labels: list[int]
+    task: Task
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    losses: list[float]
+    seconds: float
+    examples: int
+    dropped_too_long: int
+    stopped_by_time: bool = False
+    resumed_from: int = 0
+    task_losses: dict[str, list[float]] = field(default_factory=dict)
+
+
+def encode_examples(
+    tokenizer: Any, examples: Sequence[Example], mode: Mode, max_seq_len: int
+) -> tuple[list[list[Encoded]], int]:
+    """One group of encoded rows per example (two in multitask); an example with any row longer
+    than `max_seq_len` is dropped whole (a cut target would teach the student never to finish)."""
+    groups: list[list[Encoded]] = []
+    too_long = 0
+    for ex in examples:
+        group = []
+        for row in rows(ex, mode):
+            ids, labels = encode_prompt_target(tokenizer, row.prompt, row.target)
+            group.append(Encoded(ids, labels, row.task))
+        if max(len(g.ids) for g in group) > max_seq_len:
+            too_long += 1
+            continue
+        groups.append(group)
+    return groups, too_long
+
+
+def task_losses(model: Any, batch: Sequence[Sequence[Encoded]], pad_id: int) -> dict[Task, Any]:
+    """Mean target-token loss per task over a batch of example groups (one forward per task)."""
+    by_task: dict[Task, list[Encoded]] = {}
+    for group in batch:
+        for row in group:
+            by_task.setdefault(row.task, []).append(row)
+    out = {}
+    for task, rows_ in by_task.items():
+        ids, mask, labels = pad_right([r.ids for r in rows_], [r.labels for r in rows_], pad_id)
+        out[task] = masked_lm_loss(model, ids, mask, labels)
+    return out
+
+
+def mix_losses(losses: dict[Task, Any], mode: Mode, label_weight: float) -> Any:
+    """The training objective: the label loss, or in multitask `w·label + (1−w)·rationale`."""
+    if mode is not Mode.multitask:
+        return losses[Task.label]
+    w = label_weight
+    if w == 1.0:
+        return losses[Task.label]
+    if w == 0.0:
+        return losses[Task.rationale]
+    return w * losses[Task.label] + (1.0 - w) * losses[Task.rationale]
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> list[int]:
+    """The examples of step `step`: consecutive slices of seeded per-epoch permutations."""
+    out = []
+    start = step * batch_size
+    for pos in range(start, start + batch_size):
+        epoch, i = divmod(pos, n)
+        perm = list(range(n))
+        random.Random(seed * 1_000_003 + epoch).shuffle(perm)
+        out.append(perm[i])
+    return out
+
+
+def apply_lora(model: Any, spec: LoraSpec) -> Any:
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as e:
+        raise AssetMissingError(f"train.lora needs peft: {PEFT_PIP}") from e
+    cfg = LoraConfig(
+        r=spec.r,
+        lora_alpha=spec.alpha,
+        lora_dropout=spec.dropout,
+        target_modules=list(spec.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, cfg)
+
+
+def merge_lora(model: Any) -> Any:
+    """A plain transformers model again: adapters folded into the weights."""
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
+def train_student(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    cfg: RationaleTrainConfig,
+    checkpoint: Checkpoint | None = None,
+    progress: bool = True,
+) -> tuple[Any, TrainResult]:
+    """Train in place (or through LoRA adapters, merged at the end); returns the model to save.
+
+    Resumes from `checkpoint` when it holds a state for the same key."""
+    import torch
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    # The caller has already cut the data to the budget (`num_examples` questions); with
+    # sampled rationales a question may bring several examples, all of them are used.
+    groups, too_long = encode_examples(tokenizer, examples, cfg.mode, cfg.max_seq_len)
+    if not groups:
+        raise DataError(
+            f"no training example fits train.max_seq_len={cfg.max_seq_len} in mode "
+            f"{cfg.mode.value} ({too_long} too long, {len(examples)} given)"
+        )
+    if too_long:
+        log.warning(
+            "%d of %d examples are longer than max_seq_len=%d and were dropped",
+            too_long,
+            too_long + len(groups),
+            cfg.max_seq_len,
+        )
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad is None:
+        raise DataError("the student's tokenizer has neither a pad nor an EOS token")
+
+    torch.manual_seed(cfg.seed)
+    if cfg.lora is not None:
+        model = apply_lora(model, cfg.lora)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    from tinystudent.train.causal_lm import warmup_linear_decay
+
+    sched = warmup_linear_decay(opt, cfg.steps, cfg.warmup_steps)
+    result = TrainResult(0, [], 0.0, len(groups), too_long, task_losses={t.value: [] for t in Task})
+
+    state = checkpoint.load() if checkpoint is not None else None
+    if state is not None:
+        missing = set(params) - set(state["params"])
+        if missing:
+            where = checkpoint.dir if checkpoint is not None else "the checkpoint"
+            raise DataError(f"checkpoint lacks {sorted(missing)[:3]}...; remove {where}")
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(state["params"][n])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        result.steps = result.resumed_from = int(state["step"])
+        result.losses = list(state["losses"])
+        result.task_losses = {k: list(v) for k, v in state["task_losses"].items()}
+        log.info("resuming rationale training at step %d", result.steps)
+
+    def save() -> None:
+        if checkpoint is None:
+            return
+        checkpoint.save(
+            {
+                "step": result.steps,
+                "params": {n: p.detach() for n, p in params.items()},
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "rng": rng_state(),
+                "losses": result.losses,
+                "task_losses": result.task_losses,
+            }
+        )
+
+    deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes else None
+    model.train()
+    bar = tqdm(
+        total=cfg.steps,
+        initial=result.steps,
+        desc=f"train {cfg.mode.value}",
+        disable=not progress,
+        unit="step",
+    )
+    try:
+        while result.steps < cfg.steps:
+            if deadline is not None and time.perf_counter() > deadline:
+                result.stopped_by_time = True
+                log.warning("training stopped by train.max_minutes after %d steps", result.steps)
+                break
+            idx = batch_indices(len(groups), cfg.batch_size, result.steps, cfg.seed)
+            parts = task_losses(model, [groups[i] for i in idx], int(pad))
+            loss = mix_losses(parts, cfg.mode, cfg.label_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
+            opt.step()
+            sched.step()
+            result.steps += 1
+            result.losses.append(float(loss.detach()))
+            for task, value in parts.items():
+                result.task_losses[task.value].append(float(value.detach()))
+            bar.update(1)
+            bar.set_postfix(loss=f"{result.losses[-1]:.3f}")
+            if cfg.checkpoint_every and result.steps % cfg.checkpoint_every == 0:
+                save()
+    finally:
+        bar.close()
+        model.eval()
+        opt.zero_grad(set_to_none=True)
+    if result.stopped_by_time:
+        save()
+    result.seconds = time.perf_counter() - t0
+    return (merge_lora(model) if cfg.lora is not None else model), result
