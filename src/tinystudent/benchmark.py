@@ -36,8 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tinystudent.data import Split, load_dataset, make_split
 from tinystudent.errors import RecipeError
@@ -49,9 +48,10 @@ from tinystudent.recipe import (
     Recipe,
     StudentSpec,
     TeacherConfig,
-    _describe,
     check_teacher_kind,
     parse_recipe,
+    read_yaml,
+    validate_sections,
 )
 from tinystudent.seed import seed_everything
 from tinystudent.teachers.frozen import (
@@ -261,10 +261,7 @@ def parse_bench(data: Any, source: str = "bench") -> BenchSpec:
         raise RecipeError(f"{source}: a bench spec is a mapping, got {type(data).__name__}")
     if not {"teachers", "students", "ks", "seeds", "baselines"} & set(data):
         return spec_from_recipe(parse_recipe(data, source))
-    try:
-        return BenchSpec(**data)
-    except ValidationError as e:
-        raise RecipeError("\n".join(f"{source}: {x}" for x in _describe(e).split("; "))) from None
+    return validate_sections(BenchSpec, data, source)
 
 
 def load_bench(name_or_path: str | Path) -> BenchSpec:
@@ -274,11 +271,7 @@ def load_bench(name_or_path: str | Path) -> BenchSpec:
     path = Path(name_or_path)
     if not path.exists():
         raise RecipeError(f"{path}: no such bench file (built-in protocols: {sorted(PROTOCOLS)})")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise RecipeError(f"{path}: not valid YAML ({e})") from None
-    return parse_bench(data, str(path))
+    return parse_bench(read_yaml(path, "bench"), str(path))
 
 
 def quick_spec(spec: BenchSpec) -> BenchSpec:

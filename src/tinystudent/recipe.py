@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -228,29 +228,41 @@ def _format_errors(err: ValidationError, source: str) -> str:
     return "\n".join(f"{source}: {line}" for line in _describe(err).split("; "))
 
 
-def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_sections(model: type[M], data: Any, source: str) -> M:
+    """Any recipe kind from parsed YAML: one `error:` line per bad field, naming the file."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: a recipe is a mapping of sections, got {type(data).__name__}")
     try:
-        return Recipe(**data)
+        return model(**data)
     except ValidationError as e:
         raise RecipeError(_format_errors(e, source)) from None
 
 
-def load_recipe(path: str | Path) -> Recipe:
+def read_yaml(path: str | Path, what: str = "recipe") -> Any:
+    """Safe-load a YAML file (never executes code); a missing file or bad YAML is one line."""
     path = Path(path)
-    if not path.exists():
-        raise RecipeError(f"{path}: no such recipe file")
+    if not path.is_file():
+        raise RecipeError(f"{path}: no such {what} file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise RecipeError(f"{path}: not valid YAML{where} ({problem})") from None
-    return parse_recipe(data, str(path))
+
+
+def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
+    return validate_sections(Recipe, data, source)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    return parse_recipe(read_yaml(path), str(path))
 
 
 def default_recipe() -> Recipe:

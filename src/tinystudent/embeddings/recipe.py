@@ -11,16 +11,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from tinystudent.embeddings.data import EmbedDataSpec
 from tinystudent.embeddings.evaluate import EvalConfig
 from tinystudent.embeddings.objectives import ObjectiveConfig
 from tinystudent.embeddings.teacher import SentenceTeacherConfig
 from tinystudent.embeddings.train import EmbedTrainConfig
-from tinystudent.errors import RecipeError
-from tinystudent.recipe import StudentSpec, _describe
+from tinystudent.recipe import StudentSpec, read_yaml, validate_sections
 
 
 class EmbedRecipe(BaseModel):
@@ -49,23 +47,8 @@ class EmbedRecipe(BaseModel):
 
 
 def parse_embed_recipe(data: Any, source: str = "recipe") -> EmbedRecipe:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise RecipeError(f"{source}: a recipe is a mapping of sections, got {type(data).__name__}")
-    try:
-        return EmbedRecipe(**data)
-    except ValidationError as e:
-        lines = _describe(e).split("; ")
-        raise RecipeError("\n".join(f"{source}: {line}" for line in lines)) from None
+    return validate_sections(EmbedRecipe, data, source)
 
 
 def load_embed_recipe(path: str | Path) -> EmbedRecipe:
-    path = Path(path)
-    if not path.exists():
-        raise RecipeError(f"{path}: no such recipe file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise RecipeError(f"{path}: not valid YAML ({e})") from None
-    return parse_embed_recipe(data, str(path))
+    return parse_embed_recipe(read_yaml(path), str(path))

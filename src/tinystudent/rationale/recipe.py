@@ -9,13 +9,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tinystudent.errors import RecipeError
 from tinystudent.rationale.sources import DEFAULT_INSTRUCTION
 from tinystudent.rationale.train import RationaleTrainConfig
-from tinystudent.recipe import _describe
+from tinystudent.recipe import read_yaml, validate_sections
 
 
 class _Strict(BaseModel):
@@ -110,23 +108,8 @@ class RationaleRecipe(_Strict):
 
 
 def parse_rationale_recipe(data: Any, source: str = "recipe") -> RationaleRecipe:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise RecipeError(f"{source}: a recipe is a mapping of sections, got {type(data).__name__}")
-    try:
-        return RationaleRecipe(**data)
-    except ValidationError as e:
-        lines = _describe(e).split("; ")
-        raise RecipeError("\n".join(f"{source}: {line}" for line in lines)) from None
+    return validate_sections(RationaleRecipe, data, source)
 
 
 def load_rationale_recipe(path: str | Path) -> RationaleRecipe:
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"{path}: no such recipe file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise RecipeError(f"{path}: not valid YAML ({e})") from None
-    return parse_rationale_recipe(data, str(path))
+    return parse_rationale_recipe(read_yaml(path), str(path))
