@@ -109,6 +109,14 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = Non
 
 
 # -- keys ------------------------------------------------------------------------------------
+def hash_weights(h: Any, named: Any) -> None:
+    """Feed (name, tensor) pairs, sorted by name, into hash `h`: a model's weight fingerprint.
+    The bytes fed (name, then raw values) are what every teacher's cache key is built on."""
+    for name, t in sorted(named, key=lambda kv: kv[0]):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+
+
 def fingerprint(*parts: Any) -> str:
     """SHA-256 over strings, bytes, arrays, tensors and (recursively) lists/dicts of them."""
     h = hashlib.sha256()

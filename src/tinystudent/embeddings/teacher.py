@@ -17,6 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from tinystudent.assets import resolve_model
+from tinystudent.checkpoint import hash_weights
 from tinystudent.errors import AssetMissingError, TinyStudentError
 from tinystudent.evaluate.speed import torch_threads
 from tinystudent.label.embeddings import EmbeddingCache, embed_texts
@@ -79,9 +80,7 @@ class SentenceTeacher:
         """Hash of the weights, the module stack (pooling, normalisation) and the length cap."""
         if self._fingerprint is None:
             h = hashlib.sha256(f"{self.model.max_seq_length}|{self.model!r}".encode())
-            for name, t in sorted(self.model.state_dict().items()):
-                h.update(name.encode())
-                h.update(t.detach().cpu().contiguous().numpy().tobytes())
+            hash_weights(h, self.model.state_dict().items())
             self._fingerprint = h.hexdigest()[:32]
         return self._fingerprint
 

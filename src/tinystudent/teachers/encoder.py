@@ -18,7 +18,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tinystudent.assets import resolve_model
-from tinystudent.checkpoint import fingerprint, open_checkpoint, rng_state, set_rng_state, slow_step
+from tinystudent.checkpoint import (
+    fingerprint,
+    hash_weights,
+    open_checkpoint,
+    rng_state,
+    set_rng_state,
+    slow_step,
+)
 from tinystudent.errors import TinyStudentError
 from tinystudent.io import read_json, save_safetensors, write_json
 from tinystudent.safety import UnsafeWeightsError, check_weights_dir, one_line, pickle_files
@@ -219,9 +226,7 @@ class EncoderTeacher(nn.Module):
         if self._fingerprint is None:
             h = hashlib.sha256()
             h.update(f"{self.cfg.max_length}|{self.label_names}".encode())
-            for name, t in sorted(self.state_dict().items()):
-                h.update(name.encode())
-                h.update(t.detach().cpu().contiguous().numpy().tobytes())
+            hash_weights(h, self.state_dict().items())
             self._fingerprint = h.hexdigest()[:32]
         return self._fingerprint
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tinystudent.assets import resolve_model
 from tinystudent.baselines.base import check_fit_inputs, fit_logreg
+from tinystudent.checkpoint import hash_weights
 from tinystudent.errors import TinyStudentError
 from tinystudent.io import read_json, save_safetensors, write_json
 from tinystudent.label.embeddings import EmbeddingCache, embed_texts
@@ -53,12 +54,6 @@ class FrozenTeacherConfig(BaseModel):
     temperature: float | Literal["auto"] = Field(1.0, description="softmax temperature or auto")
     embed_cache_dir: str | None = Field(None, description="embedding cache (default: run cache)")
     trust_remote_code: bool = False
-
-
-def _hash_tensors(h: Any, named: list[tuple[str, torch.Tensor]]) -> None:
-    for name, t in sorted(named, key=lambda kv: kv[0]):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
 
 
 class SentenceEncoder:
@@ -130,7 +125,7 @@ class SentenceEncoder:
             h.update(
                 backend.to_str().encode() if backend is not None else repr(self.tokenizer).encode()
             )
-            _hash_tensors(h, list(self.model.state_dict().items()))
+            hash_weights(h, list(self.model.state_dict().items()))
             self._fingerprint = h.hexdigest()[:32]
         return self._fingerprint
 

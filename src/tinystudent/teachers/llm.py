@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tinystudent.checkpoint import hash_weights
 from tinystudent.errors import TinyStudentError
 from tinystudent.generate.generator import Transport, default_transport
 from tinystudent.io import read_json, write_json
@@ -193,9 +194,7 @@ class TransformersScorer:
             h = hashlib.sha256(b"transformers")
             backend = getattr(self.tokenizer, "backend_tokenizer", None)
             h.update(backend.to_str().encode() if backend else repr(self.tokenizer).encode())
-            for name, t in sorted(self.model.state_dict().items()):
-                h.update(name.encode())
-                h.update(t.detach().cpu().contiguous().numpy().tobytes())
+            hash_weights(h, self.model.state_dict().items())
             self._fingerprint = h.hexdigest()[:32]
         return self._fingerprint
 
