@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": rows,
         "generation": generation,
         "seconds": time.perf_counter() - start,
-        **environment(),
+        "environment": environment(),
     }
     out = Path(args.out) if args.out else RESULTS / f"generation{'-quick' if quick else ''}.json"
     write_json(out, doc)

@@ -207,14 +207,15 @@ def _pm(entry: dict[str, float] | None) -> str:
 
 def generation_block(path: Path) -> str:
     doc = json.loads(path.read_text())
+    env = doc.get("environment", doc)  # early files kept these keys at the top level
     systems = ["teacher", "gold only", "pool", "pool+generated", "generated only"]
     seeds = sorted({r["seed"] for r in doc["runs"]})
     lines = [
         f"Teacher: frozen {doc['teacher']} + logistic regression on the k gold examples; "
         f"student: {doc['student']}; generator: SmolLM2-135M-Instruct, strategy "
         f"`{doc['strategy']}`. Accuracy, mean ± std over seeds {seeds}. Generated from "
-        f"`bench/results/generation.json` (`{doc['environment']['command']}`, commit "
-        f"{(doc['environment']['git_commit'] or 'unknown')[:8]}).",
+        f"`bench/results/generation.json` (`{env['command']}`, commit "
+        f"{(env['git_commit'] or 'unknown')[:8]}).",
         "",
         "| dataset | k | " + " | ".join(systems) + " | generated kept | generated/s |",
         "|---|---|" + "---|" * (len(systems) + 2),
