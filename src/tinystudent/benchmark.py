@@ -843,6 +843,14 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: what "all threads" means in the speed table."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def run_benchmark(
     spec: BenchSpec,
     out_dir: str | Path,
@@ -851,12 +859,11 @@ def run_benchmark(
     say: Say | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the protocol; writes `<out>/<name>.json` and `<name>.md`, returns the doc."""
-    import torch
 
     start = time.perf_counter()
     if quick:
         spec = quick_spec(spec)
-    all_threads = torch.get_num_threads()
+    all_threads = usable_cores()  # not torch's default, which OMP_NUM_THREADS may have lowered
     threads = work_threads(spec.work_threads)
     with _torch_threads(threads):
         doc = _run(spec, Path(out_dir), quick, say, all_threads)
