@@ -20,23 +20,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, environment  # noqa: E402
 from plots import make_plots  # noqa: E402
-from render_readme import replace_block  # noqa: E402
+from render_readme import protocol_block, replace_block  # noqa: E402
 
 from tinystudent.benchmark import PROTOCOLS, render_markdown, run_benchmark  # noqa: E402
-
-
-def readme_block(doc: dict[str, Any], out_dir: Path) -> str:
-    """The table plus the two plots, with paths relative to the repository root."""
-    name = doc["protocol"]
-    try:
-        rel = out_dir.resolve().relative_to(ROOT)
-    except ValueError:
-        rel = out_dir
-    return (
-        render_markdown(doc)
-        + f"\n![accuracy vs throughput]({rel}/{name}-pareto.png)\n"
-        + f"![accuracy vs k]({rel}/{name}-accuracy-vs-k.png)\n"
-    )
 
 
 def update_readme(doc: dict[str, Any], out_dir: Path, readme: Path = ROOT / "README.md") -> bool:
@@ -45,7 +31,7 @@ def update_readme(doc: dict[str, Any], out_dir: Path, readme: Path = ROOT / "REA
     text = readme.read_text(encoding="utf-8")
     if marker not in text:
         return False
-    readme.write_text(replace_block(text, f"bench-{doc['protocol']}", readme_block(doc, out_dir)))
+    readme.write_text(replace_block(text, f"bench-{doc['protocol']}", protocol_block(doc, out_dir)))
     return True
 
 

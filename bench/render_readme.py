@@ -3,8 +3,9 @@
     python bench/render_readme.py [--demo runs/demo]
 
 Fills the blocks between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers:
-`demo-report` from a demo run's report.md, `students`, `serve`, `embeddings` and `rationale`
-from bench/results/students.json, serve.json, embeddings.json and rationale.json.
+`demo-report` from a demo run's report.md; `students`, `serve`, `embeddings`, `generation`,
+`teachers` and `rationale` from bench/results/<name>.json; `bench-rt` and `bench-bbc` from
+the protocols' rt.json and bbc.json (written by bench/protocol.py, i.e. `make bench`).
 A block whose source is missing is left as it is.
 """
 
@@ -14,6 +15,7 @@ import argparse
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -231,6 +233,22 @@ def generation_block(path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def protocol_block(doc: dict[str, Any], out_dir: Path) -> str:
+    """A protocol's table (tinystudent.benchmark.render_markdown) and its two plots."""
+    from tinystudent.benchmark import render_markdown
+
+    name = doc["protocol"]
+    try:
+        rel = out_dir.resolve().relative_to(ROOT)
+    except ValueError:
+        rel = out_dir
+    return (
+        render_markdown(doc)
+        + f"\n![accuracy vs throughput]({rel}/{name}-pareto.png)\n"
+        + f"![accuracy vs k]({rel}/{name}-accuracy-vs-k.png)\n"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--demo", default="runs/demo", help="a finished demo run directory")
@@ -258,6 +276,11 @@ def main() -> int:
     generation = ROOT / "bench" / "results" / "generation.json"
     if generation.exists() and "<!-- generation:start -->" in text:
         text = replace_block(text, "generation", generation_block(generation))
+    for name in ("rt", "bbc"):  # `make bench` protocols (bench/protocol.py)
+        path = ROOT / "bench" / "results" / f"{name}.json"
+        if path.exists() and f"<!-- bench-{name}:start -->" in text:
+            block = protocol_block(json.loads(path.read_text()), path.parent)
+            text = replace_block(text, f"bench-{name}", block)
     readme.write_text(text)
     print("README.md updated")
     return 0
