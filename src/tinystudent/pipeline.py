@@ -109,9 +109,9 @@ def fit_teacher(
 ) -> AnyTeacher:
     """Fit (or reload) one teacher of any kind into `out_dir`, recorded as `stage`."""
     if isinstance(cfg, FrozenTeacherConfig):
-        return _stage_frozen_teacher(run, split, cfg, key, stage, out_dir)
+        return _stage_cached_teacher(run, split, FrozenEncoderTeacher, cfg, key, stage, out_dir)
     if isinstance(cfg, LLMTeacherConfig):
-        return _stage_llm_teacher(run, split, cfg, key, stage, out_dir)
+        return _stage_cached_teacher(run, split, LLMTeacher, cfg, key, stage, out_dir)
     r = run.recipe
     if run.is_done(stage, key, out_dir / "teacher.json"):
         run.mark(stage, key, ran=False)
@@ -132,39 +132,24 @@ def fit_teacher(
     return teacher
 
 
-def _stage_frozen_teacher(
+def _stage_cached_teacher(
     run: RunDir,
     split: Split,
-    cfg: FrozenTeacherConfig,
+    cls: type[FrozenEncoderTeacher] | type[LLMTeacher],
+    cfg: FrozenTeacherConfig | LLMTeacherConfig,
     key: str,
-    stage: str = "teacher",
-    out_dir: Path | None = None,
-) -> FrozenEncoderTeacher:
-    """Fit a linear head on frozen embeddings; the embeddings live in the run's cache so a
-    rerun with another seed or k (sharing `label.cache_dir`) never encodes a text twice."""
-    out = out_dir or run.teacher
-    embeddings = run.cache / "embeddings"
-    if run.is_done(stage, key, out / "teacher.json"):
-        run.mark(stage, key, ran=False)
-        return FrozenEncoderTeacher.load(out, cache_dir=embeddings)
-    teacher = FrozenEncoderTeacher.from_config(split.label_names, cfg, embeddings)
-    fit = teacher.fit(split.train_texts, split.train_labels, seed=run.recipe.data.seed)
-    teacher.save(out)
-    write_json(out / "train_log.json", {"fit": fit})
-    run.mark(stage, key, ran=True)
-    return teacher
-
-
-def _stage_llm_teacher(
-    run: RunDir, split: Split, cfg: LLMTeacherConfig, key: str, stage: str, out_dir: Path
-) -> LLMTeacher:
-    """Pick the shots and fit the calibration; raw LM scores live in the run's cache, so a new
-    calibration or seed of the same prompt never scores a text twice."""
-    scores = run.cache / "llm-scores"
+    stage: str,
+    out_dir: Path,
+) -> FrozenEncoderTeacher | LLMTeacher:
+    """Fit a teacher that only reads the gold examples (a linear head on frozen embeddings, or
+    an LLM's shots and calibration). What it computes per text (embeddings, raw LM scores)
+    lives in the run's cache, so a rerun with another seed, k or calibration (sharing
+    `label.cache_dir`) never computes it twice."""
+    cache = run.cache / ("embeddings" if cls is FrozenEncoderTeacher else "llm-scores")
     if run.is_done(stage, key, out_dir / "teacher.json"):
         run.mark(stage, key, ran=False)
-        return LLMTeacher.load(out_dir, cache_dir=scores)
-    teacher = LLMTeacher.from_config(split.label_names, cfg, scores)
+        return cls.load(out_dir, cache_dir=cache)
+    teacher = cls.from_config(split.label_names, cfg, cache)  # type: ignore[arg-type]
     fit = teacher.fit(split.train_texts, split.train_labels, seed=run.recipe.data.seed)
     teacher.save(out_dir)
     write_json(out_dir / "train_log.json", {"fit": fit})
