@@ -21,6 +21,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from tqdm.auto import tqdm
+
 from tinystudent.generate.generator import ChatMessage, GenerationError, Generator, Prompt
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,8 @@ def finetune_causal_lm(
     sched = warmup_linear_decay(opt, steps)
     losses: list[float] = []
     model.train()
+    # Minutes of work on a CPU before the first text appears: show it.
+    bar = tqdm(total=steps, desc="fine-tuning generator", unit="step", leave=False)
     try:
         for _ in range(steps):
             if deadline is not None and time.perf_counter() > deadline:
@@ -127,7 +131,10 @@ def finetune_causal_lm(
             opt.step()
             sched.step()
             losses.append(float(out.loss.detach()))
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
     finally:
+        bar.close()
         model.eval()
         opt.zero_grad(set_to_none=True)
     return losses
