@@ -21,9 +21,7 @@ Inputs travel as a job directory (`write_job`), so the same worker runs under
 # No `from __future__ import annotations` here: DDP checks the comm hook's annotations at
 # runtime and rejects them as strings.
 import copy
-import math
 import os
-import random
 import shutil
 import socket
 import time
@@ -39,7 +37,13 @@ from tinystudent.io import read_json, save_safetensors, write_json
 from tinystudent.losses import NO_LABEL, DistillationLoss
 from tinystudent.seed import seed_everything
 from tinystudent.students import Student, build_student, load_student
-from tinystudent.train.loop import TrainConfig, TrainResult, bucketed_batches, warmup_fraction
+from tinystudent.train.loop import (
+    TrainConfig,
+    TrainResult,
+    bucketed_batches,
+    holdout_split,
+    optimizer_and_schedule,
+)
 
 JOB_FORMAT = 1
 
@@ -148,13 +152,7 @@ def run_worker(job_dir: str | Path, out_dir: str | Path) -> TrainResult:
     loss_fn = DistillationLoss(cfg.temperature, cfg.alpha, cfg.loss)
     seed_everything(cfg.seed)  # where train_student seeds: the rest follows its stream
 
-    # The same hold-out as train_student: unlabelled rows only, chosen by a seeded shuffle.
-    idx = list(range(len(texts)))
-    random.Random(cfg.seed).shuffle(idx)
-    n_val = int(len(texts) * cfg.val_fraction)
-    val_set = set([i for i in idx if labels[i] < 0][:n_val])
-    val_idx = sorted(val_set)
-    train_idx = [i for i in idx if i not in val_set]
+    train_idx, val_idx = holdout_split(labels, cfg)  # the same hold-out as train_student
     my_val = val_idx[rank::world]  # agreement is counted on a slice per rank, then summed
 
     student.fit_preprocessing([texts[i] for i in train_idx])
@@ -167,16 +165,7 @@ def run_worker(job_dir: str | Path, out_dir: str | Path) -> TrainResult:
         if rank > 0:  # own dropout masks per rank; rank 0 keeps train_student's stream
             torch.manual_seed(cfg.seed + rank)
     labels_t = torch.tensor(labels, dtype=torch.long)
-    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    span = cfg.batch_size * 50  # the pool size of bucketed_batches
-    steps_per_epoch = sum(
-        math.ceil(min(span, len(train_idx) - p) / cfg.batch_size)
-        for p in range(0, len(train_idx), span)
-    )
-    total = cfg.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=total, pct_start=warmup_fraction(total)
-    )
+    opt, sched = optimizer_and_schedule(student.parameters(), cfg, len(train_idx))
     gen = torch.Generator().manual_seed(cfg.seed)
     lengths = [len(t) for t in texts]
     result = TrainResult()

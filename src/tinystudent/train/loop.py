@@ -77,6 +77,35 @@ def warmup_fraction(total_steps: int) -> float:
     return 0.1 if 0.1 * total_steps != 1 else 0.2
 
 
+def holdout_split(labels: list[int], cfg: TrainConfig) -> tuple[list[int], list[int]]:
+    """(train, validation) indices: `val_fraction` of all rows, drawn by a seeded shuffle from
+    the unlabelled ones only (gold rows always train). Single-process and DDP training share
+    it, so both select epochs on the same texts."""
+    idx = list(range(len(labels)))
+    random.Random(cfg.seed).shuffle(idx)
+    n_val = int(len(labels) * cfg.val_fraction)
+    val_set = set([i for i in idx if labels[i] < 0][:n_val])
+    return [i for i in idx if i not in val_set], sorted(val_set)
+
+
+def epoch_steps(n_train: int, batch_size: int) -> int:
+    """How many batches `bucketed_batches` makes of `n_train` rows (pools of 50 batches)."""
+    span = batch_size * 50
+    return sum(math.ceil(min(span, n_train - p) / batch_size) for p in range(0, n_train, span))
+
+
+def optimizer_and_schedule(
+    params: Any, cfg: TrainConfig, n_train: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW and a one-cycle schedule sized to the batches `bucketed_batches` will make."""
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total = cfg.epochs * epoch_steps(n_train, cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=total, pct_start=warmup_fraction(total)
+    )
+    return opt, sched
+
+
 def _agreement(student: Student, texts: list[str], teacher_probs: np.ndarray) -> float:
     if not texts:
         return float("nan")
@@ -107,29 +136,16 @@ def train_student(
         raise ValueError("texts, teacher_probs and labels must have the same length")
 
     # Hold out unlabelled transfer texts for model selection (gold rows always train).
-    idx = list(range(len(texts)))
-    random.Random(cfg.seed).shuffle(idx)
-    candidates = [i for i in idx if labels[i] < 0]
-    n_val = int(len(texts) * cfg.val_fraction)
-    val_idx = sorted(candidates[:n_val])
-    val_set = set(val_idx)
-    train_idx = [i for i in idx if i not in val_set]
+    train_idx, val_idx = holdout_split(labels, cfg)
     val_texts = [texts[i] for i in val_idx]
     val_probs = teacher_probs[val_idx]
 
     student.fit_preprocessing([texts[i] for i in train_idx])
     probs_t = torch.from_numpy(np.asarray(teacher_probs, dtype=np.float32))
     labels_t = torch.tensor(labels, dtype=torch.long)
-    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    span = cfg.batch_size * 50  # the pool size of bucketed_batches
-    steps_per_epoch = sum(
-        math.ceil(min(span, len(train_idx) - p) / cfg.batch_size)
-        for p in range(0, len(train_idx), span)
-    )
+    opt, sched = optimizer_and_schedule(student.parameters(), cfg, len(train_idx))
+    steps_per_epoch = epoch_steps(len(train_idx), cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=total, pct_start=warmup_fraction(total)
-    )
     gen = torch.Generator().manual_seed(cfg.seed)
     lengths = [len(t) for t in texts]
     result = TrainResult()
