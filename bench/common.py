@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -51,3 +52,9 @@ def environment() -> dict[str, Any]:
         },
         "python": platform.python_version(),
     }
+
+
+def mean_std(vals: list[float]) -> dict[str, float]:
+    """Mean, sample std (0 for a single value) and count: each figure over seeds."""
+    std = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return {"mean": statistics.fmean(vals), "std": std, "n": len(vals)}

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, environment  # noqa: E402
+from common import RESULTS, ROOT, environment, mean_std  # noqa: E402
 
 from tinystudent.data import Split, load_dataset, make_split  # noqa: E402
 from tinystudent.evaluate import classification_metrics  # noqa: E402
@@ -146,8 +145,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for metric in ("accuracy", "macro_f1", "transfer_size"):
             vals = [m[metric] for m in ms if metric in m]
             if vals:
-                std = statistics.stdev(vals) if len(vals) > 1 else 0.0
-                entry[metric] = {"mean": statistics.fmean(vals), "std": std, "n": len(vals)}
+                entry[metric] = mean_std(vals)
         out.setdefault(ds, {}).setdefault(f"k={k}", {})[system] = entry
     return out
 

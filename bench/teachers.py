@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, environment  # noqa: E402
+from common import RESULTS, ROOT, environment, mean_std  # noqa: E402
 
 from tinystudent.data import Split, load_dataset, make_split  # noqa: E402
 from tinystudent.evaluate import classification_metrics  # noqa: E402
@@ -163,11 +163,6 @@ def run_unit(
     }
 
 
-def _stats(vals: list[float]) -> dict[str, float]:
-    std = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return {"mean": statistics.fmean(vals), "std": std, "n": len(vals)}
-
-
 def summarise(units: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Per k and system: teacher and student accuracy / macro-F1 as mean ± std over seeds."""
     out: dict[str, Any] = {}
@@ -185,7 +180,7 @@ def summarise(units: dict[str, dict[str, Any]]) -> dict[str, Any]:
             for b, v in row.items():
                 agree.setdefault((u["k"], a, b), []).append(v)
     for (k, system, role, metric), vals in groups.items():
-        out.setdefault(f"k={k}", {}).setdefault(system, {}).setdefault(role, {})[metric] = _stats(
+        out.setdefault(f"k={k}", {}).setdefault(system, {}).setdefault(role, {})[metric] = mean_std(
             vals
         )
     for (k, a, b), vals in agree.items():
