@@ -61,7 +61,7 @@ from tinystudent.teachers.frozen import (
     single_thread_blas,
 )
 from tinystudent.teachers.llm import LLMTeacherConfig
-from tinystudent.train.loop import TrainConfig
+from tinystudent.train.config import TrainConfig
 
 Say = Callable[[str], None]
 

@@ -37,7 +37,7 @@ from tinystudent.teachers.amalgamate import (
 )
 from tinystudent.teachers.frozen import FrozenEncoderTeacher, FrozenTeacherConfig
 from tinystudent.teachers.llm import LLMTeacher, LLMTeacherConfig
-from tinystudent.train import train_student
+from tinystudent.train import TeacherSignals, train_student
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +221,39 @@ def _teacher_speed_and_size(
     return size, throughput(teacher.predict_proba, probe, min_seconds=1.0)
 
 
+def teacher_signals(
+    run: RunDir, teacher: Teacher, transfer: list[str], probs: np.ndarray
+) -> TeacherSignals:
+    """Every teacher output the objectives read: probabilities always; the sentence
+    embeddings (through the content-keyed cache) and a layer source only when asked for."""
+    r = run.recipe
+    needs = r.train.needs()
+    embed = getattr(teacher, "embed", None)
+    layer_source = getattr(teacher, "layer_source", None)
+    if needs and (("embeddings" in needs and embed is None) or
+                  ("layers" in needs and layer_source is None)):
+        raise RecipeError(
+            f"train.objectives: {sorted(needs)} need an encoder teacher (finetune or frozen); "
+            f"this teacher ({type(teacher).__name__}) gives probabilities only"
+        )
+    embeddings = None
+    if "embeddings" in needs:
+        assert embed is not None
+        embeddings = embed(transfer, run.cache / "embeddings")
+    layers = None
+    if "layers" in needs:
+        assert layer_source is not None
+        kinds = {o.kind for o in r.train.resolved_objectives()}
+        layers = layer_source(attentions="attention" in kinds)
+    return TeacherSignals(probs=probs, embeddings=embeddings, layers=layers)
+
+
 def stage_student(
-    run: RunDir, split: Split, transfer: list[str], probs: np.ndarray, labels: list[int]
+    run: RunDir,
+    split: Split,
+    transfer: list[str],
+    signals: TeacherSignals,
+    labels: list[int],
 ) -> tuple[Student, dict[str, Any]]:
     r = run.recipe
     key = r.section_hash("data", *r.teacher_sections, "generate", "student", "train")
@@ -239,25 +270,20 @@ def stage_student(
             r.student.options,
             split.label_names,
             transfer,
-            probs,
+            signals,
             labels,
             r.train,
             run.student,
             backend=r.scale.ddp_backend,
+            checkpoint_dir=run.student_ckpt,
         )
     else:
         seed_everything(r.train.seed)  # initial weights independent of the stages before
         student = build_student(r.student.kind, r.student.options, split.label_names)
         result = train_student(
-            student, transfer, probs, labels, r.train, checkpoint_dir=run.student_ckpt
+            student, transfer, signals, labels, r.train, checkpoint_dir=run.student_ckpt
         )
-    log_data = {
-        "history": result.history,
-        "best_epoch": result.best_epoch,
-        "best_val_agreement": result.best_val_agreement,
-        "seconds": result.seconds,
-        "resumed_from_epoch": result.resumed_from_epoch,
-    }
+    log_data = result.log()
     student.save(run.student)
     write_json(run.student / "train_log.json", log_data)
     run.mark("student", key, ran=True)
@@ -355,7 +381,8 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
     probs, test_probs, stats, test_stats = label_all(rd, teacher, transfer, split.test_texts)
     rd.ran["label"] = "ran" if stats.computed else "skipped"
 
-    student, train_log = stage_student(rd, split, transfer, probs, labels)
+    signals = teacher_signals(rd, teacher, transfer, probs)
+    student, train_log = stage_student(rd, split, transfer, signals, labels)
     student_probs = student.predict_proba(split.test_texts)
     teacher_pred = test_probs.argmax(1)
     probe = split.test_texts[:256]

@@ -28,7 +28,7 @@ from tinystudent.teachers.amalgamate import AmalgamationSpec
 from tinystudent.teachers.encoder import EncoderTeacherConfig
 from tinystudent.teachers.frozen import FrozenTeacherConfig
 from tinystudent.teachers.llm import LLMTeacherConfig
-from tinystudent.train.loop import TrainConfig
+from tinystudent.train.config import TrainConfig
 
 
 class _Strict(BaseModel):

@@ -1,12 +1,10 @@
-"""Distillation objectives, one per module.
+"""The math of the distillation objectives: pure functions of tensors, one family per module.
 
-Each objective's math is a pure function of tensors; the ``nn.Module`` wrappers hold the
-weights and settings and return a ``dict[str, Tensor]`` of already-weighted named parts, so
-the trainer can merge several losses' dicts, sum the values for ``backward()`` and log each.
+The objectives a recipe names (`tinystudent.train.objectives`) wrap these with their weights
+and options; keeping the math here lets it be tested on its own (gradients, edge cases).
 """
 
 from tinystudent.losses.ce import NO_LABEL, hard_ce
-from tinystudent.losses.distill import KD_KINDS, DistillationLoss
 from tinystudent.losses.hidden import (
     AttentionLoss,
     HiddenStateLoss,
@@ -16,19 +14,13 @@ from tinystudent.losses.hidden import (
     uniform_layer_map,
 )
 from tinystudent.losses.kd import PROB_FLOOR, kd_kl, kd_mse
-from tinystudent.losses.rdrop import RDropLoss, symmetric_kl
-from tinystudent.losses.schedule import SCHEDULE_KINDS, ContinuationSchedule
+from tinystudent.losses.rdrop import symmetric_kl
 
 __all__ = [
-    "KD_KINDS",
     "NO_LABEL",
     "PROB_FLOOR",
-    "SCHEDULE_KINDS",
     "AttentionLoss",
-    "ContinuationSchedule",
-    "DistillationLoss",
     "HiddenStateLoss",
-    "RDropLoss",
     "attention_mse",
     "hard_ce",
     "hidden_mse",

@@ -2,13 +2,13 @@
 
 The symmetric KL is the mean of both directions, so it is symmetric in its arguments and
 on the same scale as a single KL; the R-Drop paper's ``alpha`` multiplies the *sum*, so
-their ``alpha`` equals our ``weight / 2``.
+their ``alpha`` equals the `rdrop` objective's ``weight / 2``.
 """
 
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def symmetric_kl(logits_a: Tensor, logits_b: Tensor) -> Tensor:
@@ -23,19 +23,3 @@ def symmetric_kl(logits_a: Tensor, logits_b: Tensor) -> Tensor:
     kl_ab = F.kl_div(log_b, log_a, reduction="batchmean", log_target=True)
     kl_ba = F.kl_div(log_a, log_b, reduction="batchmean", log_target=True)
     return 0.5 * (kl_ab + kl_ba)
-
-
-class RDropLoss(nn.Module):
-    """``{"rdrop": weight * symmetric_kl(logits_a, logits_b)}``; gradients flow to both passes."""
-
-    def __init__(self, weight: float = 1.0) -> None:
-        super().__init__()
-        if not weight >= 0:
-            raise ValueError(f"weight must be >= 0, got {weight}")
-        self.weight: float = float(weight)
-
-    def forward(self, logits_a: Tensor, logits_b: Tensor) -> dict[str, Tensor]:
-        return {"rdrop": self.weight * symmetric_kl(logits_a, logits_b)}
-
-    def extra_repr(self) -> str:
-        return f"weight={self.weight}"

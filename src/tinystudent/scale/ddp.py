@@ -1,10 +1,12 @@
 """Student training on several processes with DistributedDataParallel, same result as one.
 
-Every rank builds the same batch order (`bucketed_batches`, same generator seed) and trains
+It is the one training loop (`tinystudent.train.train_student`) with a `DDPStrategy`. Every
+rank builds the same batch order (`bucketed_batches`, same generator seed) and trains
 on its slice of every *global* batch of `cfg.batch_size` rows. For the sum of the ranks'
 gradients to equal the single-process gradient, each rank weighs its loss parts by its share
-of the global batch (`kd`: local rows / global rows; `ce`, a mean over gold-labelled rows:
-local labelled / global labelled) and DDP *sums* gradients (a comm hook) instead of averaging
+of the global batch (an objective averaged over rows, such as `kd`: local rows / global
+rows; one averaged over gold-labelled rows, `ce`: local labelled / global labelled) and DDP
+*sums* gradients (a comm hook) instead of averaging
 them. Initial weights are rank 0's (DDP broadcasts them); clipping, the optimizer and the LR
 schedule then see identical gradients on every rank, so the weights stay identical.
 
@@ -20,32 +22,26 @@ Inputs travel as a job directory (`write_job`), so the same worker runs under
 
 # No `from __future__ import annotations` here: DDP checks the comm hook's annotations at
 # runtime and rejects them as strings.
-import copy
 import os
 import shutil
 import socket
-import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from tinystudent.io import read_json, save_safetensors, write_json
-from tinystudent.losses import NO_LABEL, DistillationLoss
+from tinystudent.losses import NO_LABEL
 from tinystudent.seed import seed_everything
 from tinystudent.students import Student, build_student, load_student
-from tinystudent.train.loop import (
-    TrainConfig,
-    TrainResult,
-    bucketed_batches,
-    holdout_split,
-    optimizer_and_schedule,
-)
+from tinystudent.train import Strategy, TeacherSignals, TrainConfig, TrainResult, train_student
 
-JOB_FORMAT = 1
+JOB_FORMAT = 2
 
 
 def write_job(
@@ -54,17 +50,26 @@ def write_job(
     options: dict[str, Any],
     label_names: list[str],
     texts: list[str],
-    teacher_probs: np.ndarray,
+    teacher: np.ndarray | TeacherSignals,
     labels: list[int] | None,
     cfg: TrainConfig,
+    checkpoint_dir: str | Path | None = None,
 ) -> Path:
-    """Everything a rank needs, on disk: every rank (on any node) reads the same inputs."""
+    """Everything a rank needs, on disk: every rank (on any node) reads the same inputs.
+
+    Teacher layer outputs cannot travel (they are computed by the teacher per batch), so
+    layer-matching objectives train on one process."""
+    signals = teacher if isinstance(teacher, TeacherSignals) else TeacherSignals(probs=teacher)
+    if signals.layers is not None or "layers" in cfg.needs():
+        raise ValueError("hidden/attention objectives run on one process (scale.nproc: 1)")
     labels = labels if labels is not None else [NO_LABEL] * len(texts)
-    if not (len(texts) == len(teacher_probs) == len(labels)):
+    if not (len(texts) == len(signals.probs) == len(labels)):
         raise ValueError("texts, teacher_probs and labels must have the same length")
     out = Path(job_dir)
-    probs = torch.from_numpy(np.ascontiguousarray(teacher_probs, dtype=np.float32))
-    save_safetensors(out / "teacher_probs.safetensors", {"probs": probs}, {"format": "pt"})
+    arrays = {"probs": torch.from_numpy(np.ascontiguousarray(signals.probs))}
+    if signals.embeddings is not None:
+        arrays["embeddings"] = torch.from_numpy(np.ascontiguousarray(signals.embeddings))
+    save_safetensors(out / "teacher_probs.safetensors", arrays, {"format": "pt"})
     write_json(
         out / "job.json",
         {
@@ -72,9 +77,10 @@ def write_job(
             "student_kind": student_kind,
             "options": options,
             "label_names": list(label_names),
-            "train": cfg.model_dump(),
+            "train": cfg.model_dump(mode="json", exclude_unset=True),
             "texts": list(texts),
             "labels": [int(y) for y in labels],
+            "checkpoint_dir": None if checkpoint_dir is None else str(checkpoint_dir),
         },
     )
     return out
@@ -84,15 +90,6 @@ def _world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-def _all_sum(values: list[float], device: torch.device) -> list[float]:
-    """Sum floats over ranks (float64, so the logged numbers do not depend on the rank count)."""
-    if _world()[1] == 1:
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return t.tolist()
 
 
 def _sum_hook(_: Any, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
@@ -108,126 +105,88 @@ def _shard(batch: list[int], rank: int, world: int) -> list[int]:
     return batch[lo : lo + q + (rank < r)]
 
 
-@torch.no_grad()
-def _agree_count(
-    student: Student, texts: list[str], teacher_probs: torch.Tensor, device: torch.device
-) -> int:
-    """How many of `texts` the student labels as the teacher does (length-sorted batches)."""
-    student.eval()
-    ref = teacher_probs.numpy()
-    hits = 0
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    for i in range(0, len(order), 256):
-        idx = order[i : i + 256]
-        feats = student.featurize([texts[j] for j in idx])
-        logits = student(**{k: v.to(device) for k, v in feats.items()}).logits
-        hits += int((logits.argmax(1).cpu().numpy() == ref[idx].argmax(1)).sum())
-    return hits
+class DDPStrategy(Strategy):
+    """One rank of a DDP run: a shard of every global batch, weighted by its share."""
+
+    def __init__(self, rank: int, world: int, device: torch.device, seed: int) -> None:
+        super().__init__(device)
+        self.rank, self.world, self.seed = rank, world, seed
+
+    def wrap(self, student: nn.Module) -> nn.Module:
+        if self.world == 1:
+            return student
+        cuda = self.device.type == "cuda"
+        model = DistributedDataParallel(student, device_ids=[self.device.index] if cuda else None)
+        model.register_comm_hook(None, _sum_hook)
+        if self.rank > 0:  # own dropout masks per rank; rank 0 keeps one process's stream
+            torch.manual_seed(self.seed + self.rank)
+        return model
+
+    def shard(
+        self, batch: list[int], labels: Sequence[int]
+    ) -> tuple[list[int], dict[str, float] | None]:
+        mine = _shard(batch, self.rank, self.world)
+        n_gold = sum(labels[i] != NO_LABEL for i in batch)
+        shares = {
+            "row": len(mine) / len(batch),
+            "gold": sum(labels[i] != NO_LABEL for i in mine) / max(1, n_gold),
+        }
+        if not mine:  # a global batch smaller than the world: take part with weight 0
+            return batch[:1], {"row": 0.0, "gold": 0.0}
+        return mine, shares
+
+    def after_backward(self, params: Sequence[nn.Parameter]) -> None:
+        if self.world == 1:
+            return
+        for p in params:  # objective weights sit outside DDP's module: sum them here
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+
+    def all_sum(self, values: list[float]) -> list[float]:
+        """Sum floats over ranks (float64, so logged numbers do not depend on the rank count)."""
+        if self.world == 1:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return [float(x) for x in t.tolist()]
+
+    def val_share(self, val_idx: list[int]) -> list[int]:
+        return val_idx[self.rank :: self.world]
 
 
 def run_worker(job_dir: str | Path, out_dir: str | Path) -> TrainResult:
-    """One rank's training; with a process group initialised, it is one of many.
-
-    Mirrors `train_student` (same hold-out, batches, optimizer, schedule, early stopping) so
-    that one rank reproduces it exactly. Rank 0 saves the best weights (safetensors) and
-    `train_log.json` into `out_dir`.
-    """
+    """One rank's training through the one training loop (`train_student`) with a DDP
+    strategy; rank 0 saves the best weights (safetensors) and `train_log.json`."""
     job = read_json(Path(job_dir) / "job.json")
     if job.get("format") != JOB_FORMAT:
         raise ValueError(f"{job_dir}: job format {job.get('format')}, expected {JOB_FORMAT}")
     from safetensors.torch import load_file
 
-    probs_t = load_file(str(Path(job_dir) / "teacher_probs.safetensors"))["probs"]
-    texts: list[str] = job["texts"]
-    labels: list[int] = job["labels"]
+    arrays = load_file(str(Path(job_dir) / "teacher_probs.safetensors"))
+    emb = arrays.get("embeddings")
+    signals = TeacherSignals(
+        probs=arrays["probs"].numpy(), embeddings=None if emb is None else emb.numpy()
+    )
     cfg = TrainConfig(**job["train"])
     rank, world = _world()
     device = torch.device("cpu")
     if dist.is_initialized() and dist.get_backend() == "nccl":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
         torch.cuda.set_device(device)
-
     seed_everything(cfg.seed)  # identical initial weights on every rank (DDP re-broadcasts)
     student = build_student(job["student_kind"], job["options"], job["label_names"])
-    loss_fn = DistillationLoss(cfg.temperature, cfg.alpha, cfg.loss)
-    seed_everything(cfg.seed)  # where train_student seeds: the rest follows its stream
-
-    train_idx, val_idx = holdout_split(labels, cfg)  # the same hold-out as train_student
-    my_val = val_idx[rank::world]  # agreement is counted on a slice per rank, then summed
-
-    student.fit_preprocessing([texts[i] for i in train_idx])
-    student.to(device)
-    model: torch.nn.Module = student
-    if world > 1:
-        cuda = device.type == "cuda"
-        model = DistributedDataParallel(student, device_ids=[device.index] if cuda else None)
-        model.register_comm_hook(None, _sum_hook)
-        if rank > 0:  # own dropout masks per rank; rank 0 keeps train_student's stream
-            torch.manual_seed(cfg.seed + rank)
-    labels_t = torch.tensor(labels, dtype=torch.long)
-    opt, sched = optimizer_and_schedule(student.parameters(), cfg, len(train_idx))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    lengths = [len(t) for t in texts]
-    result = TrainResult()
-    best_state = copy.deepcopy(student.state_dict())
-    best_score, bad_epochs = -1.0, 0
-    start = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
-        student.train()
-        sums: dict[str, float] = {}
-        for batch in bucketed_batches(train_idx, lengths, cfg.batch_size, gen):
-            mine = _shard(batch, rank, world)
-            n_gold = sum(labels[i] != NO_LABEL for i in batch)
-            weights = {
-                "kd": len(mine) / len(batch),
-                "ce": sum(labels[i] != NO_LABEL for i in mine) / max(1, n_gold),
-            }
-            if not mine:  # a global batch smaller than the world: take part with weight 0
-                mine, weights = batch[:1], {"kd": 0.0, "ce": 0.0}
-            feats = student.featurize([texts[i] for i in mine])
-            out = model(**{k: v.to(device) for k, v in feats.items()})
-            parts = loss_fn(out.logits, probs_t[mine].to(device), labels_t[mine].to(device))
-            parts = {k: v * weights[k] for k, v in parts.items()}
-            loss = sum(parts.values())
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.max_grad_norm)
-            opt.step()
-            sched.step()
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(batch)
-        keys = sorted(sums)
-        totals = _all_sum([sums[k] for k in keys], device)
-        mine_hits = _agree_count(student, [texts[i] for i in my_val], probs_t[my_val], device)
-        hits = _all_sum([float(mine_hits)], device)[0]
-        row = {"epoch": float(epoch), **{k: v / len(train_idx) for k, v in zip(keys, totals)}}
-        row["val_agreement"] = hits / len(val_idx) if val_idx else float("nan")
-        result.history.append(row)
-        score = row["val_agreement"] if val_idx else float(epoch)
-        if score > best_score:  # identical on every rank: same weights, summed counts
-            best_score, result.best_epoch, bad_epochs = score, epoch, 0
-            best_state = copy.deepcopy(student.state_dict())
-        else:
-            bad_epochs += 1
-            if bad_epochs >= cfg.patience:
-                break
-    student.load_state_dict(best_state)
-    student.eval()
-    result.best_val_agreement = best_score if val_idx else float("nan")
-    result.seconds = time.perf_counter() - start
+    result = train_student(
+        student,
+        job["texts"],
+        signals,
+        job["labels"],
+        cfg,
+        checkpoint_dir=job.get("checkpoint_dir"),
+        strategy=DDPStrategy(rank, world, device, cfg.seed),
+    )
     if rank == 0:
         student.to("cpu").save(out_dir, {"ddp_world_size": world})
-        write_json(
-            Path(out_dir) / "train_log.json",
-            {
-                "history": result.history,
-                "best_epoch": result.best_epoch,
-                "best_val_agreement": result.best_val_agreement,
-                "seconds": result.seconds,
-                "resumed_from_epoch": 0,
-                "world_size": world,
-            },
-        )
+        write_json(Path(out_dir) / "train_log.json", {**result.log(), "world_size": world})
     return result
 
 
@@ -272,23 +231,33 @@ def train_student_ddp(
     options: dict[str, Any],
     label_names: list[str],
     texts: list[str],
-    teacher_probs: np.ndarray,
+    teacher: np.ndarray | TeacherSignals,
     labels: list[int] | None,
     cfg: TrainConfig,
     out_dir: str | Path,
     backend: str | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> tuple[Student, TrainResult]:
     """Train on `nproc` local processes and return the saved student (loaded back) and its log.
 
     `nproc=1` runs in this process with no process group: the same code, which reproduces
     `train_student` exactly. The job inputs go to `out_dir/.ddp-job` and are removed after
-    success; the student and `train_log.json` land in `out_dir`.
+    success; the student and `train_log.json` land in `out_dir`. With `checkpoint_dir`, rank
+    0 saves every epoch there and a rerun resumes from the last one.
     """
     if nproc < 1:
         raise ValueError(f"nproc must be >= 1, got {nproc}")
     out = Path(out_dir)
     job = write_job(
-        out / ".ddp-job", student_kind, options, label_names, texts, teacher_probs, labels, cfg
+        out / ".ddp-job",
+        student_kind,
+        options,
+        label_names,
+        texts,
+        teacher,
+        labels,
+        cfg,
+        checkpoint_dir,
     )
     if nproc == 1:
         run_worker(job, out)
@@ -306,5 +275,6 @@ def train_student_ddp(
         best_epoch=log["best_epoch"],
         best_val_agreement=log["best_val_agreement"],
         seconds=log["seconds"],
+        resumed_from_epoch=log["resumed_from_epoch"],
     )
     return load_student(out), result

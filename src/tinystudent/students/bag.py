@@ -71,4 +71,4 @@ class EmbeddingBag(VocabStudent):
     def forward(self, **features: torch.Tensor) -> StudentOutput:
         ids, mask = features["ids"], features["mask"]
         pooled = masked_mean(self.embed(ids, mask), mask)
-        return StudentOutput(logits=self.head(self.dropout(pooled)))
+        return StudentOutput(logits=self.head(self.dropout(pooled)), pooled=pooled)

@@ -28,9 +28,11 @@ class StudentConfig(BaseModel):
 
 @dataclass
 class StudentOutput:
-    """Logits, plus hidden states and attentions where the student has them (for TinyBERT)."""
+    """Logits; the sentence vector the head reads (`pooled`, for embedding objectives); hidden
+    states and attentions where the student has them (for TinyBERT-style layer matching)."""
 
     logits: torch.Tensor
+    pooled: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
 

@@ -78,4 +78,6 @@ class BiLSTM(VocabStudent):
             h = self.dropout(layer(h, lengths)) * mask.unsqueeze(-1)
             hidden_states.append(h)
         pooled = torch.cat([masked_mean(h, mask), masked_max(h, mask)], dim=-1)
-        return StudentOutput(logits=self.head(pooled), hidden_states=tuple(hidden_states))
+        return StudentOutput(
+            logits=self.head(pooled), pooled=pooled, hidden_states=tuple(hidden_states)
+        )

@@ -58,4 +58,5 @@ class TextCNN(VocabStudent):
             pooled.append(masked_max(h, valid))
         # No hidden_states: feature maps are longer than the text (wide convolutions), so
         # they do not line up with tokens for a hidden-state loss.
-        return StudentOutput(logits=self.head(self.dropout(torch.cat(pooled, dim=-1))))
+        vector = torch.cat(pooled, dim=-1)
+        return StudentOutput(logits=self.head(self.dropout(vector)), pooled=vector)

@@ -60,5 +60,7 @@ class PQRNN(Student):
         m = mask.unsqueeze(-1)
         mean = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
         mx = h.masked_fill(m == 0, float("-inf")).amax(1)
-        logits = self.head(torch.cat([mean, mx], dim=-1))
-        return StudentOutput(logits=logits, hidden_states=tuple(hidden_states))
+        pooled = torch.cat([mean, mx], dim=-1)
+        return StudentOutput(
+            logits=self.head(pooled), pooled=pooled, hidden_states=tuple(hidden_states)
+        )

@@ -389,6 +389,7 @@ class TinyTransformer(Student):
         pooled = masked_mean(out.last_hidden_state, mask)
         return StudentOutput(
             logits=head(self.dropout(pooled)),
+            pooled=pooled,
             hidden_states=tuple(out.hidden_states),
             attentions=tuple(out.attentions) if self.cfg.attentions else None,
         )

@@ -30,6 +30,7 @@ from tinystudent.errors import TinyStudentError
 from tinystudent.io import read_json, save_safetensors, write_json
 from tinystudent.safety import UnsafeWeightsError, check_weights_dir, one_line, pickle_files
 from tinystudent.seed import seed_everything
+from tinystudent.teachers.layers import LayerSource
 
 
 class EncoderTeacherConfig(BaseModel):
@@ -219,6 +220,34 @@ class EncoderTeacher(nn.Module):
         finally:
             self.train(was_training)
         return out
+
+    @property
+    def dim(self) -> int:
+        return int(self.head.in_features)
+
+    @torch.inference_mode()
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """[len(texts), dim] mean-pooled backbone outputs: the vector the head reads."""
+        self.eval()
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for idx in length_sorted_batches(texts, self.cfg.predict_batch_size):
+            enc = self._encode([texts[i] for i in idx])
+            h = self.backbone(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+            out[idx] = ((h * mask).sum(1) / mask.sum(1).clamp(min=1.0)).float().numpy()
+        return out
+
+    def embed(self, texts: list[str], cache_dir: str | Path | None = None) -> np.ndarray:
+        """Sentence embeddings, through a content-keyed cache under `cache_dir` when given."""
+        if cache_dir is None:
+            return self.encode(texts)
+        from tinystudent.label.embeddings import embed_texts
+
+        vectors, _ = embed_texts(self, texts, cache_dir, desc="teacher embeddings")
+        return vectors
+
+    def layer_source(self, attentions: bool = False) -> LayerSource:
+        return LayerSource(self.backbone, self.tokenizer, attentions)
 
     @property
     def fingerprint(self) -> str:

@@ -32,6 +32,7 @@ from tinystudent.errors import TinyStudentError
 from tinystudent.io import read_json, save_safetensors, write_json
 from tinystudent.label.embeddings import EmbeddingCache, embed_texts
 from tinystudent.teachers.encoder import length_sorted_batches
+from tinystudent.teachers.layers import LayerSource
 
 #: Logit given to a class the head never saw in training: probability ~0, still finite.
 ABSENT_LOGIT = -1e4
@@ -312,6 +313,13 @@ class FrozenEncoderTeacher:
             mask = (rng.random(x.shape) < keep).astype(np.float32) / keep
             out[i] = _softmax(self._logits(x * mask) / self.temperature)
         return out
+
+    def embed(self, texts: list[str], cache_dir: str | Path | None = None) -> np.ndarray:
+        """Sentence embeddings (what the head reads), through the encoder's own cache."""
+        return self.encoder.embed(texts, desc="teacher embeddings")
+
+    def layer_source(self, attentions: bool = False) -> LayerSource:
+        return LayerSource(self.encoder.model, self.encoder.tokenizer, attentions)
 
     @property
     def fingerprint(self) -> str:

@@ -1,5 +1,22 @@
-"""Student training: the hot loop over teacher-labelled text, with early stopping on agreement."""
+"""Student training: one loop over teacher-labelled text, driven by a list of objectives."""
 
-from tinystudent.train.loop import TrainConfig, TrainResult, train_student
+from tinystudent.train.batch import TeacherSignals, TrainBatch
+from tinystudent.train.config import ObjectiveSpec, ScheduleSpec, TrainConfig
+from tinystudent.train.loop import TrainResult, train_student
+from tinystudent.train.objectives import OBJECTIVES, Objective, ObjectiveConfig, register_objective
+from tinystudent.train.strategy import Strategy
 
-__all__ = ["TrainConfig", "TrainResult", "train_student"]
+__all__ = [
+    "OBJECTIVES",
+    "Objective",
+    "ObjectiveConfig",
+    "ObjectiveSpec",
+    "ScheduleSpec",
+    "Strategy",
+    "TeacherSignals",
+    "TrainBatch",
+    "TrainConfig",
+    "TrainResult",
+    "register_objective",
+    "train_student",
+]

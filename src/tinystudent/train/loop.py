@@ -1,8 +1,10 @@
-"""Train a student on teacher probabilities (and gold labels where known).
+"""The one student training loop: batches, objectives, a score per epoch, checkpoints.
 
-Students memorise a small transfer set within a few epochs (DESIGN.md §4), so a slice of the
-transfer set is held out and the weights from the epoch with the best agreement with the
-teacher there are kept. The test split is never touched here.
+Students memorise a small transfer set within a few epochs, so a slice of the transfer set
+is held out and the weights from the epoch with the best agreement with the teacher there
+are kept. The test split is never touched here. Everything that varies is a named piece:
+the objectives (`train/objectives`), their schedule (`train/schedule.py`) and where the step
+runs (`train/strategy.py`: one process or a DDP rank), so the loop itself stays one read.
 """
 
 from __future__ import annotations
@@ -13,35 +15,22 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from tinystudent.checkpoint import fingerprint, open_checkpoint, rng_state, set_rng_state, slow_step
-from tinystudent.losses import DistillationLoss
 from tinystudent.seed import seed_everything
 from tinystudent.students.base import Student
-
-
-class TrainConfig(BaseModel):
-    """Student optimisation; `alpha` weighs the distillation term against gold cross-entropy."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    epochs: int = Field(8, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(3e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    temperature: float = Field(2.0, gt=0)
-    alpha: float = Field(0.9, ge=0, le=1)
-    loss: Literal["kl", "mse"] = "kl"
-    val_fraction: float = Field(0.1, ge=0, lt=0.5)
-    patience: int = Field(3, ge=1)
-    max_grad_norm: float = Field(1.0, gt=0)
-    seed: int = 0
+from tinystudent.train.batch import TeacherSignals, TrainBatch
+from tinystudent.train.build import build_objectives
+from tinystudent.train.config import TrainConfig
+from tinystudent.train.objectives import Objective
+from tinystudent.train.schedule import apply_schedule
+from tinystudent.train.strategy import Strategy
 
 
 @dataclass
@@ -53,6 +42,16 @@ class TrainResult:
     best_val_agreement: float = float("nan")
     seconds: float = 0.0
     resumed_from_epoch: int = 0  # epochs restored from a checkpoint (0: a fresh start)
+
+    def log(self) -> dict[str, Any]:
+        """What lands in `train_log.json` and the report."""
+        return {
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "best_val_agreement": self.best_val_agreement,
+            "seconds": self.seconds,
+            "resumed_from_epoch": self.resumed_from_epoch,
+        }
 
 
 def bucketed_batches(
@@ -79,8 +78,7 @@ def warmup_fraction(total_steps: int) -> float:
 
 def holdout_split(labels: list[int], cfg: TrainConfig) -> tuple[list[int], list[int]]:
     """(train, validation) indices: `val_fraction` of all rows, drawn by a seeded shuffle from
-    the unlabelled ones only (gold rows always train). Single-process and DDP training share
-    it, so both select epochs on the same texts."""
+    the unlabelled ones only (gold rows always train)."""
     idx = list(range(len(labels)))
     random.Random(cfg.seed).shuffle(idx)
     n_val = int(len(labels) * cfg.val_fraction)
@@ -106,133 +104,226 @@ def optimizer_and_schedule(
     return opt, sched
 
 
-def _agreement(student: Student, texts: list[str], teacher_probs: np.ndarray) -> float:
-    if not texts:
-        return float("nan")
-    pred = student.predict_proba(texts).argmax(1)
-    return float((pred == teacher_probs.argmax(1)).mean())
+@torch.no_grad()
+def agree_count(
+    student: Student, texts: list[str], teacher_probs: np.ndarray, device: torch.device
+) -> int:
+    """How many of `texts` the student labels as the teacher does (as `predict_proba` would:
+    length-sorted batches of 256, softmax, argmax)."""
+    student.eval()
+    hits = 0
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for i in range(0, len(order), 256):
+        idx = order[i : i + 256]
+        feats = student.featurize([texts[j] for j in idx])
+        logits = student(**{k: v.to(device) for k, v in feats.items()}).logits
+        pred = torch.softmax(logits.float(), -1).cpu().numpy().argmax(1)
+        hits += int((pred == teacher_probs[idx].argmax(1)).sum())
+    return hits
+
+
+@dataclass
+class _Progress:
+    """Everything the loop carries between epochs, saved whole in a checkpoint."""
+
+    best_state: dict[str, Tensor]
+    best_score: float = -1.0
+    bad_epochs: int = 0
+    stopped: bool = False
+
+
+def _weigh(parts: dict[str, Tensor], obj: Objective, shares: dict[str, float] | None) -> None:
+    if shares is not None:
+        for k in parts:
+            parts[k] = parts[k] * shares[obj.per]
+
+
+def _step_parts(
+    objectives: list[Objective], out: Any, batch: TrainBatch, shares: dict[str, float] | None
+) -> dict[str, Tensor]:
+    """Every objective's named parts for one batch; two objectives may not share a name."""
+    merged: dict[str, Tensor] = {}
+    for obj in objectives:
+        parts = obj(out, batch)
+        _weigh(parts, obj, shares)
+        clash = set(parts) & set(merged)
+        if clash:
+            raise ValueError(f"objective {obj.kind}: part names {sorted(clash)} already used")
+        merged.update(parts)
+    return merged
 
 
 def train_student(
     student: Student,
     texts: list[str],
-    teacher_probs: np.ndarray,
+    teacher: np.ndarray | TeacherSignals,
     labels: list[int] | None = None,
     cfg: TrainConfig | None = None,
-    loss_fn: DistillationLoss | None = None,
     checkpoint_dir: str | Path | None = None,
+    strategy: Strategy | None = None,
 ) -> TrainResult:
     """Fit `student` in place; `labels` holds gold ids or -1 where only the teacher speaks.
 
-    With `checkpoint_dir`, everything the loop carries between epochs (weights, optimizer,
-    scheduler, generators, best weights, early-stopping counters, history) is saved after
-    each epoch, and a rerun with the same inputs continues from there to the same result.
+    `teacher` is the teacher's probabilities, or every cached teacher signal
+    (`TeacherSignals`) when an objective reads more than probabilities. With
+    `checkpoint_dir`, everything the loop carries between epochs (weights, objectives,
+    optimizer, scheduler, generators, best weights, early-stopping counters, history) is
+    saved after each epoch, and a rerun with the same inputs continues to the same result.
     """
     cfg = cfg or TrainConfig()
-    loss_fn = loss_fn or DistillationLoss(cfg.temperature, cfg.alpha, cfg.loss)
+    signals = teacher if isinstance(teacher, TeacherSignals) else TeacherSignals(probs=teacher)
+    strategy = strategy or Strategy()
     seed_everything(cfg.seed)
     labels = labels if labels is not None else [-1] * len(texts)
-    if not (len(texts) == len(teacher_probs) == len(labels)):
-        raise ValueError("texts, teacher_probs and labels must have the same length")
+    if not (len(texts) == len(signals.probs) == len(labels)):
+        raise ValueError("texts, teacher probabilities and labels must have the same length")
 
     # Hold out unlabelled transfer texts for model selection (gold rows always train).
     train_idx, val_idx = holdout_split(labels, cfg)
-    val_texts = [texts[i] for i in val_idx]
-    val_probs = teacher_probs[val_idx]
-
+    my_val = strategy.val_share(val_idx)
     student.fit_preprocessing([texts[i] for i in train_idx])
-    probs_t = torch.from_numpy(np.asarray(teacher_probs, dtype=np.float32))
-    labels_t = torch.tensor(labels, dtype=torch.long)
-    opt, sched = optimizer_and_schedule(student.parameters(), cfg, len(train_idx))
-    steps_per_epoch = epoch_steps(len(train_idx), cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
-    gen = torch.Generator().manual_seed(cfg.seed)
-    lengths = [len(t) for t in texts]
-    result = TrainResult()
-    best_state = copy.deepcopy(student.state_dict())
-    best_score = -1.0
-    bad_epochs = 0
-    stopped = False
-    start = time.perf_counter()
+    dev = strategy.device
+    student.to(dev)
+    objectives = build_objectives(cfg, student, signals, texts[:2], dev)
     key = fingerprint(
         "student",
         student.kind,
         student.cfg.model_dump(),
         student.preprocessing_state(),
         student.state_dict(),
-        cfg.model_dump(),
-        f"{type(loss_fn).__qualname__}({loss_fn!r})",
+        [o.state_dict() for o in objectives],
+        cfg.model_dump(mode="json"),
         texts,
-        np.asarray(teacher_probs, dtype=np.float32),
+        signals.probs,
+        signals.embeddings if signals.embeddings is not None else "no embeddings",
         labels,
     )
+    model = strategy.wrap(student)
+    params = list(student.parameters()) + [p for o in objectives for p in o.parameters()]
+    opt, sched = optimizer_and_schedule(params, cfg, len(train_idx))
+    probs_t = torch.from_numpy(signals.probs).to(dev)
+    emb_t = None if signals.embeddings is None else torch.from_numpy(signals.embeddings).to(dev)
+    labels_t = torch.tensor(labels, dtype=torch.long, device=dev)
+    steps_per_epoch = epoch_steps(len(train_idx), cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    gen = torch.Generator().manual_seed(cfg.seed)
+    lengths = [len(t) for t in texts]
+    result = TrainResult()
+    state = _Progress(best_state=copy.deepcopy(student.state_dict()))
+    start = time.perf_counter()
     ckpt = open_checkpoint(checkpoint_dir, key)
-    state: dict[str, Any] | None = ckpt.load() if ckpt else None
-    if state is not None:
-        student.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"], gen)
-        best_state = state["best_model"]
-        best_score, bad_epochs = float(state["best_score"]), int(state["bad_epochs"])
-        stopped = bool(state["stopped"])
-        result.history = state["history"]
-        result.best_epoch = int(state["best_epoch"])
+    saved: dict[str, Any] | None = ckpt.load() if ckpt else None
+    if saved is not None:
+        student.load_state_dict(saved["model"])
+        for o, s in zip(objectives, saved["objectives"]):
+            o.load_state_dict(s)
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        set_rng_state(saved["rng"], gen)
+        state = _Progress(
+            saved["best_model"],
+            float(saved["best_score"]),
+            int(saved["bad_epochs"]),
+            bool(saved["stopped"]),
+        )
+        result.history = saved["history"]
+        result.best_epoch = int(saved["best_epoch"])
         result.resumed_from_epoch = len(result.history)
-        start -= float(state["seconds"])
+        start -= float(saved["seconds"])
     done = len(result.history)
-    last = done if stopped else cfg.epochs
     bar = tqdm(
-        total=total, initial=done * steps_per_epoch, desc=f"student {student.kind}", unit="step"
+        total=total,
+        initial=done * steps_per_epoch,
+        desc=f"student {student.kind}",
+        unit="step",
+        disable=not strategy.is_main,
     )
-    for epoch in range(done + 1, last + 1):
+    step = done * steps_per_epoch
+    for epoch in range(done + 1, (done if state.stopped else cfg.epochs) + 1):
         student.train()
+        objectives_train(objectives, True)
         sums: dict[str, float] = {}
-        for batch in bucketed_batches(train_idx, lengths, cfg.batch_size, gen):
-            out = student(**student.featurize([texts[i] for i in batch]))
-            parts = loss_fn(out.logits, probs_t[batch], labels_t[batch])
+        scheduled: dict[str, float] = {}
+        for rows in bucketed_batches(train_idx, lengths, cfg.batch_size, gen):
+            if cfg.schedule is not None:
+                scheduled = apply_schedule(cfg.schedule, objectives, step / total)
+            mine, shares = strategy.shard(rows, labels)
+            feats = {
+                k: v.to(dev) for k, v in student.featurize([texts[i] for i in mine]).items()
+            }
+            batch = TrainBatch(
+                features=feats,
+                labels=labels_t[mine],
+                probs=probs_t[mine],
+                embeddings=None if emb_t is None else emb_t[mine],
+                forward=lambda f: model(**f),
+                progress=step / total,
+                layers=signals.layers,
+            )
+            parts = _step_parts(objectives, model(**feats), batch, shares)
             loss = sum(parts.values())
             opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.max_grad_norm)
+            loss.backward()  # type: ignore[union-attr]
+            strategy.after_backward([p for o in objectives for p in o.parameters()])
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             opt.step()
             sched.step()
             for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(batch)
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(rows)
+            step += 1
             bar.update(1)
             slow_step()
-        row = {"epoch": float(epoch), **{k: v / len(train_idx) for k, v in sums.items()}}
-        row["val_agreement"] = _agreement(student, val_texts, val_probs)
+        keys = list(sums)
+        totals = strategy.all_sum([sums[k] for k in keys])
+        row = {"epoch": float(epoch), **{k: v / len(train_idx) for k, v in zip(keys, totals)}}
+        row.update({f"schedule.{k}": v for k, v in scheduled.items()})
+        hits = strategy.all_sum([float(agree_count(student, [texts[i] for i in my_val],
+                                                   signals.probs[my_val], dev))])[0]
+        row["val_agreement"] = hits / len(val_idx) if val_idx else float("nan")
         result.history.append(row)
         bar.set_postfix(val_agree=f"{row['val_agreement']:.3f}")
-        score = row["val_agreement"] if val_texts else float(epoch)
-        if score > best_score:
-            best_score, result.best_epoch, bad_epochs = score, epoch, 0
-            best_state = copy.deepcopy(student.state_dict())
-        else:
-            bad_epochs += 1
-            stopped = bad_epochs >= cfg.patience
-        if ckpt:
+        _select(state, result, student, row["val_agreement"] if val_idx else float(epoch),
+                epoch, cfg.patience)
+        if ckpt and strategy.is_main:
             ckpt.save(
                 {
                     "model": student.state_dict(),
+                    "objectives": [o.state_dict() for o in objectives],
                     "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(),
                     "rng": rng_state(gen),
-                    "best_model": best_state,
-                    "best_score": best_score,
+                    "best_model": state.best_state,
+                    "best_score": state.best_score,
                     "best_epoch": result.best_epoch,
-                    "bad_epochs": bad_epochs,
-                    "stopped": stopped,
+                    "bad_epochs": state.bad_epochs,
+                    "stopped": state.stopped,
                     "history": result.history,
                     "seconds": time.perf_counter() - start,
                 }
             )
-        if stopped:
+        if state.stopped:
             break
     bar.close()
-    student.load_state_dict(best_state)
+    student.load_state_dict(state.best_state)
     student.eval()
-    result.best_val_agreement = best_score if val_texts else float("nan")
+    result.best_val_agreement = state.best_score if val_idx else float("nan")
     result.seconds = time.perf_counter() - start
     return result
+
+
+def objectives_train(objectives: list[Objective], mode: bool) -> None:
+    for o in objectives:
+        o.train(mode)
+
+
+def _select(
+    state: _Progress, result: TrainResult, student: Student, score: float, epoch: int,
+    patience: int,
+) -> None:
+    """Early stopping: keep the best epoch's weights; stop after `patience` worse epochs."""
+    if score > state.best_score:
+        state.best_score, result.best_epoch, state.bad_epochs = score, epoch, 0
+        state.best_state = copy.deepcopy(student.state_dict())
+    else:
+        state.bad_epochs += 1
+        state.stopped = state.bad_epochs >= patience
