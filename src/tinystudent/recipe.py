@@ -16,9 +16,11 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     Tag,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -49,6 +51,20 @@ class DataSpec(_Strict):
     label_names: list[str] | None = Field(
         None, description="fixed label schema for files: any other label is an error"
     )
+    on_conflict: Literal["error", "drop", "majority"] = Field(
+        "error",
+        description="a text given twice with two labels: error, drop its rows, or keep the "
+        "majority label (dropped on a tie)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _hash_stable(self, handler: SerializerFunctionWrapHandler, info: Any) -> dict[str, Any]:
+        """Leave the default `on_conflict` out of stage hashes, so runs made before the key
+        existed keep their finished stages."""
+        out: dict[str, Any] = handler(self)
+        if (info.context or {}).get("stage_hash") and out.get("on_conflict") == "error":
+            out.pop("on_conflict")
+        return out
 
 
 class LabelSpec(_Strict):
@@ -187,9 +203,10 @@ class Recipe(_Strict):
         def dump(value: Any) -> Any:
             if value is None:
                 return None
+            context = {"stage_hash": True}
             if isinstance(value, list):
-                return [v.model_dump(mode="json") for v in value]
-            return value.model_dump(mode="json")
+                return [v.model_dump(mode="json", context=context) for v in value]
+            return value.model_dump(mode="json", context=context)
 
         payload = {s: dump(getattr(self, s)) for s in sections}
         if "student" in payload:
