@@ -96,6 +96,23 @@ class StudentSpec(BaseModel):
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
+    def resolved(self) -> dict[str, Any]:
+        """`kind` and every option, defaults filled in (the user's own values kept as given)."""
+        from tinystudent.students import student_config
+
+        full = student_config(self.kind, self.options).model_dump(mode="json")
+        return {"kind": self.kind, **full, **self.options}
+
+    def hash_payload(self) -> dict[str, Any]:
+        """`kind` and the options that differ from the defaults: the same student hashes the
+        same whether its defaults are written out (a resolved recipe) or left implicit."""
+        from tinystudent.students import STUDENTS, student_config
+
+        given = student_config(self.kind, self.options).model_dump(mode="json")
+        default = STUDENTS[self.kind].Config().model_dump(mode="json")
+        changed = {k: v for k, v in self.options.items() if given.get(k) != default.get(k)}
+        return {"kind": self.kind, **changed}
+
 
 #: Teacher kinds a recipe can name; `finetune` (the default) needs no `kind` key.
 TEACHER_KINDS = ("finetune", "frozen", "llm")
@@ -210,7 +227,7 @@ class Recipe(_Strict):
 
         payload = {s: dump(getattr(self, s)) for s in sections}
         if "student" in payload:
-            payload["student"] = {"kind": self.student.kind, **self.student.options}
+            payload["student"] = self.student.hash_payload()
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
