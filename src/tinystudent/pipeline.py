@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from tinystudent import __version__
+from tinystudent.check import resolved_yaml
 from tinystudent.data import Split, load_dataset, make_split
 from tinystudent.errors import RecipeError
 from tinystudent.evaluate import classification_metrics, render_markdown, throughput
@@ -343,6 +344,9 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
     start = time.perf_counter()
     rd = RunDir(out_dir, recipe)
     write_json(rd.root / "recipe.json", recipe.model_dump(mode="json"))
+    # resolved (every default written out): `tinystudent run <out>/recipe.yaml` repeats the run
+    header = f"the resolved recipe of this run; `tinystudent run {rd.root}/recipe.yaml` repeats it"
+    write_text(rd.root / "recipe.yaml", resolved_yaml(recipe, header))
     split = stage_data(rd)
     members: list[tuple[str, AnyTeacher]] = []
     teacher: AnyTeacher | AmalgamatedTeacher
