@@ -48,6 +48,7 @@ def apply_overrides(
     values: dict[str, Any],
     source: str = "recipe",
     flag: Callable[[str], str] = cli_flag,
+    sep: str = " ",
 ) -> Recipe:
     """Validate `data` (parsed YAML, or None for no recipe) with `values` written in; None
     values are not given. Without a recipe the run is named after the data file."""
@@ -70,7 +71,7 @@ def apply_overrides(
     try:
         return Recipe(**base)
     except ValidationError as e:
-        raise RecipeError(_describe(e, given, source, flag)) from None
+        raise RecipeError(_describe(e, given, source, flag, sep)) from None
 
 
 def _set(data: dict[str, Any], dotted: str, value: Any, source: str, flag: str) -> None:
@@ -86,7 +87,11 @@ def _set(data: dict[str, Any], dotted: str, value: Any, source: str, flag: str) 
 
 
 def _describe(
-    err: ValidationError, given: dict[str, Any], source: str, flag: Callable[[str], str]
+    err: ValidationError,
+    given: dict[str, Any],
+    source: str,
+    flag: Callable[[str], str],
+    sep: str,
 ) -> str:
     """One line per problem; a problem with an override names the flag and the value."""
     by_path = {FIELDS[name]: name for name in given}
@@ -96,7 +101,7 @@ def _describe(
         msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
         name = by_path.get(loc) or by_path.get(f"{loc}.kind")  # student: kind + options
         if name is not None:
-            lines.append(f"{flag(name)} {given[name]!r} ({loc}): {msg}")
+            lines.append(f"{flag(name)}{sep}{given[name]!r} ({loc}): {msg}")
         else:
             lines.append(f"{source}: {loc}: {msg}")
     return "\n".join(lines)
