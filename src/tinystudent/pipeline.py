@@ -433,7 +433,7 @@ def cleaning_markdown(cleaning: dict[str, Any]) -> str:
     if cleaning.get("conflicting_texts"):
         parts.append(
             f"{cleaning['conflicting_texts']} texts had conflicting labels; "
-            f"data.on_conflict: {cleaning['on_conflict']} dropped "
+            f"data.on_conflict: {cleaning['on_conflict']} removed "
             f"{cleaning['conflict_rows_dropped']} rows"
         )
     if cleaning.get("duplicate_rows_dropped"):

@@ -36,4 +36,4 @@ def test_on_conflict_drop_runs_and_reports_the_rows(
     assert report["data_cleaning"]["conflicting_texts"] == 46
     assert report["data_cleaning"]["conflict_rows_dropped"] == 92
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "46 texts had conflicting labels; data.on_conflict: drop dropped 92 rows" in md
+    assert "46 texts had conflicting labels; data.on_conflict: drop removed 92 rows" in md
