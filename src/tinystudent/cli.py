@@ -8,8 +8,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from tinystudent.errors import TinyStudentError
+from tinystudent.errors import RecipeError, TinyStudentError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from tinystudent.recipe import Recipe
 
 
 def _print_report(out: Path) -> None:
@@ -17,20 +23,104 @@ def _print_report(out: Path) -> None:
     print(f"artifacts: {out}/ (report.json, report.md, teacher/, student/, cache/)")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Run (or resume) the pipeline of a recipe into an output directory."""
-    from tinystudent.pipeline import run
-    from tinystudent.recipe import load_recipe
+#: recipe values `run` and `check` take as flags (see tinystudent.overrides.FIELDS)
+OVERRIDES: list[tuple[str, Any, str]] = [
+    ("data", str, "a data file (.csv/.tsv/.jsonl/.parquet) or a built-in dataset name"),
+    ("text_column", str, "the file's text column (data.text_column)"),
+    ("label_column", str, "the file's label column (data.label_column)"),
+    ("on_conflict", str, "a text given twice with two labels: error, drop or majority"),
+    ("k", int, "labeled examples per class (data.k)"),
+    ("seed", int, "seed of the k-shot sample (data.seed)"),
+    ("test_size", lambda v: float(v) if "." in v else int(v), "a fraction or a count"),
+    ("max_pool", int, "cap on unlabeled pool texts (data.max_pool)"),
+    ("teacher", str, "teacher model: a catalogue name, local folder or hub id"),
+    ("teacher_epochs", int, "teacher fine-tuning epochs (teacher.epochs)"),
+    ("student", str, "student kind: pqrnn, bag, cnn, bilstm, transformer"),
+    ("epochs", int, "student training epochs (train.epochs)"),
+    ("name", str, "run name (default: the recipe's, or the data file's stem)"),
+    ("cache_dir", str, "soft-label cache shared between runs (label.cache_dir)"),
+    ("nproc", int, "train the student on N processes (torch DDP)"),
+]
 
-    recipe = load_recipe(args.recipe)
-    if args.nproc:
-        recipe.scale.nproc = args.nproc
+
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", nargs="?", help="recipe YAML (see recipes/); optional with --data")
+    group = p.add_argument_group("recipe values (override the recipe's, or replace it)")
+    for name, kind, help_text in OVERRIDES:
+        group.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=help_text)
+    group.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="label on Ray (a local cluster, or ADDRESS / $RAY_ADDRESS)",
+    )
+
+
+def _recipe_from_args(args: argparse.Namespace) -> Recipe:
+    """The recipe file (if any) with the flags written in, validated as one recipe."""
+    from tinystudent.overrides import apply_overrides
+    from tinystudent.recipe import read_yaml
+
+    if args.recipe is None and args.data is None:
+        raise RecipeError(f"{args.verb}: give a recipe YAML, or --data FILE to use the defaults")
+    values = {name: getattr(args, name) for name, _, _ in OVERRIDES}
     if args.ray is not None:
-        recipe.scale.label_backend = "ray"
-        recipe.scale.ray_address = args.ray or recipe.scale.ray_address
-    out = Path(args.out or Path("runs") / recipe.name)
+        values.update(label_backend="ray", ray_address=args.ray or None)
+    data = read_yaml(args.recipe) if args.recipe else None
+    return apply_overrides(data, values, args.recipe or "command line")
+
+
+def _default_out(args: argparse.Namespace, recipe: Recipe) -> Path:
+    """--out; else the run directory a `recipe.yaml` was saved in (to repeat that run in
+    place); else runs/<recipe name>."""
+    if args.out:
+        return Path(args.out)
+    if args.recipe and Path(args.recipe).name == "recipe.yaml":
+        here = Path(args.recipe).parent
+        if (here / "stages.json").exists():
+            return here
+    return Path("runs") / recipe.name
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run (or resume) the pipeline of a recipe, or of --data FILE with the defaults, into an
+    output directory. Flags override the recipe's values; the run directory keeps the fully
+    resolved recipe.yaml, so `tinystudent run runs/x/recipe.yaml` repeats the run."""
+    from tinystudent.pipeline import run
+
+    recipe = _recipe_from_args(args)
+    out = _default_out(args, recipe)
     run(recipe, out)
     _print_report(out)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate a recipe of any kind (pipeline, bench, embed, rationale) without running it,
+    and print it resolved, every default filled in, as YAML. Flags are checked as `run` takes
+    them; a bad value is a one-line error and exit code 2."""
+    from tinystudent.check import article, check_file, detect_kind, resolved_yaml
+    from tinystudent.recipe import read_yaml
+
+    flags = [n for n, _, _ in OVERRIDES if getattr(args, n) is not None]
+    flags += ["ray"] * (args.ray is not None)
+    model: BaseModel
+    if args.recipe is None or flags:
+        kind = args.kind or (detect_kind(read_yaml(args.recipe))[0] if args.recipe else None)
+        if kind not in (None, "pipeline"):
+            flag = "--" + flags[0].replace("_", "-")
+            raise RecipeError(
+                f"check: {flag} applies to pipeline recipes, not {article(kind)} {kind} recipe"
+            )
+        kind, model = "pipeline", _recipe_from_args(args)
+    else:
+        kind, model = check_file(args.recipe, args.kind)
+    where = args.recipe or "command line"
+    print(
+        resolved_yaml(model, f"{where}: a valid {kind} recipe, every default filled in"),
+        end="",
+    )
     return 0
 
 
@@ -163,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     verbs: list[tuple[str, Callable[[argparse.Namespace], int], str]] = [
-        ("run", cmd_run, "run (or resume) the pipeline described by a recipe YAML"),
+        ("run", cmd_run, "run (or resume) the pipeline of a recipe YAML or of --data FILE"),
+        ("check", cmd_check, "validate a recipe of any kind and print it with every default"),
         ("demo", cmd_demo, "distill the built-in default (Rotten Tomatoes, k=64) and report"),
         ("predict", cmd_predict, "classify texts with a saved student"),
         ("bench", cmd_bench, "benchmark teachers, students and baselines (a protocol or YAML)"),
@@ -177,17 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=fn.__doc__)
         p.set_defaults(func=fn)
         parsers[name] = p
-    parsers["run"].add_argument("recipe", help="recipe YAML (see recipes/)")
+    _add_overrides(parsers["run"])
     parsers["run"].add_argument("--out", help="run directory (default: runs/<recipe name>)")
-    parsers["run"].add_argument(
-        "--nproc", type=int, help="train the student on N processes (torch DDP)"
-    )
-    parsers["run"].add_argument(
-        "--ray",
-        nargs="?",
-        const="",
-        metavar="ADDRESS",
-        help="label on Ray (a local cluster, or ADDRESS / $RAY_ADDRESS)",
+    _add_overrides(parsers["check"])
+    parsers["check"].add_argument(
+        "--kind",
+        choices=["pipeline", "bench", "embed", "rationale"],
+        help="check as this kind (default: told from the recipe's sections)",
     )
     parsers["demo"].add_argument("--out", default="runs/demo", help="run directory")
     p = parsers["bench"]

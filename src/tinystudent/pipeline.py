@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from tinystudent import __version__
+from tinystudent.check import resolved_yaml
 from tinystudent.data import Split, load_dataset, make_split
 from tinystudent.errors import RecipeError
 from tinystudent.evaluate import classification_metrics, render_markdown, throughput
@@ -83,7 +84,7 @@ def stage_data(run: RunDir) -> Split:
         run.mark("data", key, ran=False)
         return Split.from_json(read_json(run.split))
     d = r.data
-    ds = load_dataset(d.dataset, d.text_column, d.label_column, d.label_names)
+    ds = load_dataset(d.dataset, d.text_column, d.label_column, d.label_names, d.on_conflict)
     split = make_split(ds, d.k, d.seed, d.test_size, d.split_seed)
     if d.max_pool is not None:
         split.pool = split.pool[: d.max_pool]
@@ -369,6 +370,9 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
     start = time.perf_counter()
     rd = RunDir(out_dir, recipe)
     write_json(rd.root / "recipe.json", recipe.model_dump(mode="json"))
+    # resolved (every default written out): `tinystudent run <out>/recipe.yaml` repeats the run
+    header = f"the resolved recipe of this run; `tinystudent run {rd.root}/recipe.yaml` repeats it"
+    write_text(rd.root / "recipe.yaml", resolved_yaml(recipe, header))
     split = stage_data(rd)
     members: list[tuple[str, AnyTeacher]] = []
     teacher: AnyTeacher | AmalgamatedTeacher
@@ -407,6 +411,7 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
         "test_size": len(split.test_texts),
         "transfer_size": len(transfer),
         "transfer_sources": sources,
+        "data_cleaning": split.cleaning,
         "torch_threads": torch.get_num_threads(),
         "teacher": _system_entry(
             teacher_name,
@@ -442,11 +447,25 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
     report["student"]["compression"] = report["teacher"]["params"] / report["student"]["params"]
     report["seconds"] = time.perf_counter() - start
     write_json(rd.root / "report.json", report)
-    markdown = render_markdown(report)
+    markdown = render_markdown(report) + cleaning_markdown(split.cleaning)
     if agreement:
         markdown += "\n" + agreement_markdown(agreement)
     write_text(rd.root / "report.md", markdown)
     return report
+
+
+def cleaning_markdown(cleaning: dict[str, Any]) -> str:
+    """One line for the report when loading changed the data (conflicts, duplicates)."""
+    parts = []
+    if cleaning.get("conflicting_texts"):
+        parts.append(
+            f"{cleaning['conflicting_texts']} texts had conflicting labels; "
+            f"data.on_conflict: {cleaning['on_conflict']} removed "
+            f"{cleaning['conflict_rows_dropped']} rows"
+        )
+    if cleaning.get("duplicate_rows_dropped"):
+        parts.append(f"{cleaning['duplicate_rows_dropped']} repeated rows were kept once")
+    return "\nData: " + "; ".join(parts) + ".\n" if parts else ""
 
 
 def _member_report(

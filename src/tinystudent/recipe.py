@@ -16,9 +16,11 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     Tag,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -49,6 +51,20 @@ class DataSpec(_Strict):
     label_names: list[str] | None = Field(
         None, description="fixed label schema for files: any other label is an error"
     )
+    on_conflict: Literal["error", "drop", "majority"] = Field(
+        "error",
+        description="a text given twice with two labels: error, drop its rows, or keep the "
+        "majority label (dropped on a tie)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _hash_stable(self, handler: SerializerFunctionWrapHandler, info: Any) -> dict[str, Any]:
+        """Leave the default `on_conflict` out of stage hashes, so runs made before the key
+        existed keep their finished stages."""
+        out: dict[str, Any] = handler(self)
+        if (info.context or {}).get("stage_hash") and out.get("on_conflict") == "error":
+            out.pop("on_conflict")
+        return out
 
 
 class LabelSpec(_Strict):
@@ -79,6 +95,23 @@ class StudentSpec(BaseModel):
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    def resolved(self) -> dict[str, Any]:
+        """`kind` and every option, defaults filled in (the user's own values kept as given)."""
+        from tinystudent.students import student_config
+
+        full = student_config(self.kind, self.options).model_dump(mode="json")
+        return {"kind": self.kind, **full, **self.options}
+
+    def hash_payload(self) -> dict[str, Any]:
+        """`kind` and the options that differ from the defaults: the same student hashes the
+        same whether its defaults are written out (a resolved recipe) or left implicit."""
+        from tinystudent.students import STUDENTS, student_config
+
+        given = student_config(self.kind, self.options).model_dump(mode="json")
+        default = STUDENTS[self.kind].Config().model_dump(mode="json")
+        changed = {k: v for k, v in self.options.items() if given.get(k) != default.get(k)}
+        return {"kind": self.kind, **changed}
 
 
 #: Teacher kinds a recipe can name; `finetune` (the default) needs no `kind` key.
@@ -187,13 +220,14 @@ class Recipe(_Strict):
         def dump(value: Any) -> Any:
             if value is None:
                 return None
+            context = {"stage_hash": True}
             if isinstance(value, list):
-                return [v.model_dump(mode="json") for v in value]
-            return value.model_dump(mode="json")
+                return [v.model_dump(mode="json", context=context) for v in value]
+            return value.model_dump(mode="json", context=context)
 
         payload = {s: dump(getattr(self, s)) for s in sections}
         if "student" in payload:
-            payload["student"] = {"kind": self.student.kind, **self.student.options}
+            payload["student"] = self.student.hash_payload()
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

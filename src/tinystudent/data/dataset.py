@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from tinystudent.errors import DataError
 
@@ -16,6 +17,8 @@ class TextDataset:
     labels: list[int]
     label_names: list[str]
     unlabeled: list[str] = field(default_factory=list)
+    # What loading changed, for the run's report (e.g. rows dropped by `data.on_conflict`).
+    cleaning: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.texts) != len(self.labels):

@@ -3,8 +3,12 @@
 Rows with an empty label are kept as unlabeled in-domain text (the pool); rows with an empty
 text are an error, because silently dropping data hides bugs in the user's export. A text
 repeated with the same label is kept once; repeated with another label it is an error (which
-label is right cannot be guessed). Unlabeled rows repeating a labeled text are dropped, so a
-test text can never come back through the pool.
+label is right cannot be guessed) unless `on_conflict` says what to do. Unlabeled rows
+repeating a labeled text are dropped, so a test text can never come back through the pool.
+
+Problems with single rows (bad rows, empty texts, unknown labels, conflicting labels) are
+collected over the whole file and raised as one error (see `tinystudent.data.problems`);
+problems with the whole file (missing, empty, not UTF-8, no such column) stop at once.
 """
 
 from __future__ import annotations
@@ -13,25 +17,29 @@ import csv
 import json
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tinystudent.data.dataset import TextDataset, dedupe
+from tinystudent.data.problems import OnConflict, Problems, resolve_conflicts
 from tinystudent.errors import DataError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
+Rows = Iterator[tuple[int, dict[str, Any]]]
 
-def _rows_csv(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
+
+def _rows_csv(path: Path, delimiter: str, problems: Problems) -> Rows:
     # Long documents are valid input (the models truncate them); csv's default cap is 128 KiB.
     old_limit = csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     try:
-        yield from _read_csv(path, delimiter)
+        yield from _read_csv(path, delimiter, problems)
     finally:
         csv.field_size_limit(old_limit)
 
 
-def _read_csv(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_csv(path: Path, delimiter: str, problems: Problems) -> Rows:
     # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first column's name.
     with path.open("r", encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f, delimiter=delimiter, strict=True)
@@ -45,22 +53,27 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]
             except StopIteration:
                 return
             except csv.Error as e:
-                hint = " (a quote is never closed)" if "end of data" in str(e) else ""
-                raise DataError(
-                    f"{path}: malformed CSV in the row starting at line {start}{hint}: {e}"
-                ) from None
+                unclosed = "end of data" in str(e)
+                hint = " (a quote is never closed)" if unclosed else ""
+                problems.add("bad_row", f"malformed CSV in the row starting at line {start}{hint}")
+                if unclosed:  # the rest of the file is inside the open quote
+                    return
+                continue
             if None in row:  # more cells than header columns
-                raise DataError(f"{path}: row {reader.line_num} has more cells than the header")
+                problems.add("bad_row", f"row {reader.line_num} has more cells than the header")
+                continue
             missing = [k for k, v in row.items() if v is None]
             if missing:
-                raise DataError(
-                    f"{path}: row {reader.line_num} has fewer cells than the header "
-                    f"(no {missing[0]!r}); write an empty cell as a trailing delimiter"
+                problems.add(
+                    "bad_row",
+                    f"row {reader.line_num} has fewer cells than the header "
+                    f"(no {missing[0]!r}); write an empty cell as a trailing delimiter",
                 )
+                continue
             yield reader.line_num, row
 
 
-def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _rows_jsonl(path: Path, problems: Problems) -> Rows:
     with path.open("r", encoding="utf-8-sig") as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
@@ -68,13 +81,15 @@ def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path}: line {line_no} is not valid JSON ({e.msg})") from None
+                problems.add("bad_row", f"line {line_no} is not valid JSON ({e.msg})")
+                continue
             if not isinstance(row, dict):
-                raise DataError(f"{path}: line {line_no} is not a JSON object")
+                problems.add("bad_row", f"line {line_no} is not a JSON object")
+                continue
             yield line_no, row
 
 
-def _rows_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _rows_parquet(path: Path) -> Rows:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -100,14 +115,8 @@ def _utf8_error(path: Path) -> str:
     return "not valid UTF-8"
 
 
-def load_file(
-    path: str | Path,
-    text_column: str = "text",
-    label_column: str = "label",
-    label_names: list[str] | None = None,
-) -> TextDataset:
-    """Load a labeled text file; `label_names` fixes the schema (and rejects other labels)."""
-    path = Path(path).expanduser()
+def _open_rows(path: Path, problems: Problems) -> Rows:
+    """The rows of a file of any supported format; whole-file problems raise here."""
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.is_dir():
@@ -117,78 +126,115 @@ def load_file(
         raise DataError(f"{path}: unknown format {path.suffix!r}; use one of {sorted(FORMATS)}")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
-    rows = {
-        "csv": lambda: _rows_csv(path, ","),
-        "tsv": lambda: _rows_csv(path, "\t"),
-        "jsonl": lambda: _rows_jsonl(path),
-        "parquet": lambda: _rows_parquet(path),
-    }[fmt]()
+    if fmt in ("csv", "tsv"):
+        return _rows_csv(path, "," if fmt == "csv" else "\t", problems)
+    return _rows_jsonl(path, problems) if fmt == "jsonl" else _rows_parquet(path)
 
-    texts: list[str] = []
-    raw_labels: list[str] = []
-    lines: list[int] = []  # the file row of each labeled text, for error messages
-    unlabeled: list[str] = []
+
+@dataclass
+class _Collected:
+    """The usable rows of a file: labeled texts with their raw labels and file rows."""
+
+    texts: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # the file row of each labeled text
+    unlabeled: list[str] = field(default_factory=list)
+
+
+def _missing_column(path: Path, line: int, row: dict[str, Any], column: str, option: str) -> str:
+    return (
+        f"{path}: row {line} has no column {column!r} (columns: {sorted(row)}); "
+        f"set the {option.split('_')[0]} column option (data.{option})"
+    )
+
+
+def _collect(
+    path: Path, rows: Rows, text_column: str, label_column: str, problems: Problems
+) -> _Collected:
+    """Every row checked; a column missing from the first row is the user's option, not data."""
+    out = _Collected()
+    first = True
+    for line, row in rows:
+        for column, option in ((text_column, "text_column"), (label_column, "label_column")):
+            if column not in row and first:
+                raise DataError(_missing_column(path, line, row, column, option))
+        first = False
+        if text_column not in row or label_column not in row:
+            gone = text_column if text_column not in row else label_column
+            problems.add("bad_row", f"row {line} has no column {gone!r}")
+            continue
+        text, label = row[text_column], row[label_column]
+        if text is not None and not isinstance(text, str):
+            problems.add(
+                "bad_row",
+                f"row {line} column {text_column!r} is not a string "
+                f"(got {type(text).__name__} {str(text)[:40]!r})",
+            )
+            continue
+        if not text or not text.strip():
+            problems.add("empty_text", f"row {line} has an empty text in column {text_column!r}")
+            continue
+        if isinstance(label, (dict, list)):
+            problems.add("bad_row", f"row {line} column {label_column!r} is not a label")
+            continue
+        label = "" if label is None else str(label).strip()
+        if label:
+            out.texts.append(text.strip())
+            out.labels.append(label)
+            out.lines.append(line)
+        else:
+            out.unlabeled.append(text.strip())
+    return out
+
+
+def load_file(
+    path: str | Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    label_names: list[str] | None = None,
+    on_conflict: OnConflict = "error",
+) -> TextDataset:
+    """Load a labeled text file; `label_names` fixes the schema (and rejects other labels).
+
+    Every row problem in the file is reported in one `DataProblemsError`; `on_conflict`
+    (`error`, `drop`, `majority`) decides what a text repeated with two labels does, and what
+    it did is kept in the dataset's `cleaning` record.
+    """
+    path = Path(path).expanduser()
+    problems = Problems(str(path))
     try:
-        for line, row in rows:
-            if text_column not in row:
-                raise DataError(
-                    f"{path}: row {line} has no column {text_column!r} "
-                    f"(columns: {sorted(row)}); set the text column option (data.text_column)"
-                )
-            if label_column not in row:
-                raise DataError(
-                    f"{path}: row {line} has no column {label_column!r} "
-                    f"(columns: {sorted(row)}); set the label column option (data.label_column)"
-                )
-            text = row[text_column]
-            if text is not None and not isinstance(text, str):
-                raise DataError(
-                    f"{path}: row {line} column {text_column!r} is not a string "
-                    f"(got {type(text).__name__} {str(text)[:40]!r})"
-                )
-            if not text or not text.strip():
-                raise DataError(f"{path}: row {line} has an empty text in column {text_column!r}")
-            label = row[label_column]
-            if isinstance(label, (dict, list)):
-                raise DataError(f"{path}: row {line} column {label_column!r} is not a label")
-            label = "" if label is None else str(label).strip()
-            if label:
-                texts.append(text.strip())
-                raw_labels.append(label)
-                lines.append(line)
-            else:
-                unlabeled.append(text.strip())
+        got = _collect(path, _open_rows(path, problems), text_column, label_column, problems)
     except UnicodeDecodeError:
         raise DataError(f"{path}: {_utf8_error(path)}; re-encode the file as UTF-8") from None
 
-    if not texts:
-        raise DataError(f"{path}: no labeled rows (column {label_column!r} is empty everywhere)")
-    if label_names is None:
-        label_names = sorted(set(raw_labels))
-    else:
+    if label_names is not None:
         known = set(label_names)
-        for label, line in zip(raw_labels, lines):
+        for label, line in zip(got.labels, got.lines):
             if label not in known:
-                raise DataError(
-                    f"{path}: row {line} has label {label!r}, which is not in the schema "
-                    f"{list(label_names)}"
+                problems.add(
+                    "unknown_label",
+                    f"row {line} has label {label!r}, which is not in the schema "
+                    f"{list(label_names)}",
                 )
-    _check_conflicting_duplicates(path, texts, raw_labels, lines)
-    index = {name: i for i, name in enumerate(label_names)}
-    t, y = dedupe(texts, [index[lab] for lab in raw_labels])
+        keep = [i for i, label in enumerate(got.labels) if label in known]
+        got = _Collected(
+            [got.texts[i] for i in keep],
+            [got.labels[i] for i in keep],
+            [got.lines[i] for i in keep],
+            got.unlabeled,
+        )
+    keep, cleaning = resolve_conflicts(got.texts, got.labels, got.lines, on_conflict, problems)
+    problems.raise_if_any()
+    if not got.texts:
+        raise DataError(f"{path}: no labeled rows (column {label_column!r} is empty everywhere)")
+    texts = [got.texts[i] for i in keep]
+    raw = [got.labels[i] for i in keep]
+    if not texts:
+        raise DataError(f"{path}: no labeled rows left after data.on_conflict: {on_conflict}")
+    names = sorted(set(raw)) if label_names is None else list(label_names)
+    index = {name: i for i, name in enumerate(names)}
+    t, y = dedupe(texts, [index[label] for label in raw])
+    cleaning["duplicate_rows_dropped"] = len(texts) - len(t)
     labeled = set(t)
-    pool = [u for u in dict.fromkeys(unlabeled) if u not in labeled]
-    return TextDataset(str(path), t, y, list(label_names), pool)
-
-
-def _check_conflicting_duplicates(
-    path: Path, texts: list[str], labels: list[str], lines: list[int]
-) -> None:
-    first: dict[str, tuple[str, int]] = {}
-    for text, label, line in zip(texts, labels, lines):
-        seen = first.setdefault(text, (label, line))
-        if seen[0] != label:
-            raise DataError(
-                f"{path}: row {line} repeats the text of row {seen[1]} with another label "
-                f"({label!r} vs {seen[0]!r}); keep one of them"
-            )
+    pool = [u for u in dict.fromkeys(got.unlabeled) if u not in labeled]
+    return TextDataset(str(path), t, y, names, pool, cleaning=cleaning)

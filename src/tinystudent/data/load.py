@@ -7,6 +7,7 @@ from pathlib import Path
 from tinystudent.data.builtin import BUILTIN
 from tinystudent.data.dataset import TextDataset, dedupe
 from tinystudent.data.files import load_file
+from tinystudent.data.problems import OnConflict
 from tinystudent.errors import DataError
 
 
@@ -15,12 +16,15 @@ def load_dataset(
     text_column: str = "text",
     label_column: str = "label",
     label_names: list[str] | None = None,
+    on_conflict: OnConflict = "error",
 ) -> TextDataset:
-    """Built-in name first, then a local path, then a hub id (needs `datasets` and a network)."""
+    """Built-in name first, then a local path, then a hub id (needs `datasets` and a network).
+
+    `on_conflict` applies to files: what a text given twice with two labels does."""
     if source in BUILTIN:
         return BUILTIN[source]()
     if Path(source).expanduser().exists() or Path(source).suffix:
-        return load_file(source, text_column, label_column, label_names)
+        return load_file(source, text_column, label_column, label_names, on_conflict)
     if "/" in source:
         return _load_hub(source, text_column, label_column)
     raise DataError(

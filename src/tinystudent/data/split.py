@@ -7,7 +7,8 @@ student is scored on the same texts; the pool is everything else, with its label
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from tinystudent.data.dataset import TextDataset
 from tinystudent.errors import DataError
@@ -23,6 +24,7 @@ class Split:
     test_texts: list[str]
     test_labels: list[int]
     pool: list[str]  # unlabeled in-domain text: the transfer set before generation
+    cleaning: dict[str, Any] = field(default_factory=dict)  # what loading changed (report)
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -77,4 +79,5 @@ def make_split(
         test_texts=[ds.texts[i] for i in test_idx],
         test_labels=[ds.labels[i] for i in test_idx],
         pool=pool,
+        cleaning=dict(ds.cleaning),
     )
