@@ -10,6 +10,7 @@ import yaml
 
 from tinystudent.check import check_file, parse_any
 from tinystudent.cli import main
+from tinystudent.recipe import Recipe
 
 ROOT = Path(__file__).parent.parent / "recipes"
 RECIPES = sorted(ROOT.glob("*.yaml"))
@@ -26,7 +27,11 @@ def test_every_shipped_recipe_checks_and_resolves(
     assert out.startswith(f"# {path}: a valid {kind} recipe")
     again = parse_any(yaml.safe_load(out), "resolved", kind)  # the output loads back
     _, original = check_file(path)
-    assert again.model_dump(exclude={"student"}) == original.model_dump(exclude={"student"})
+    skip = {"student", "train"}  # both come back resolved: compare them resolved
+    assert again.model_dump(exclude=skip) == original.model_dump(exclude=skip)
+    if isinstance(original, Recipe):
+        assert again.train.resolved() == original.train.resolved()
+        assert again.section_hash("train") == original.section_hash("train")
 
 
 def test_pipeline_defaults_are_filled_in(
@@ -112,3 +117,21 @@ def test_flags_are_checked_and_shown(capsys: pytest.CaptureFixture[str]) -> None
     assert "--k applies to pipeline recipes, not an embed recipe" in capsys.readouterr().err
     assert main(["check"]) == 2
     assert "give a recipe YAML, or --data FILE" in capsys.readouterr().err
+
+
+def test_objectives_and_schedule_are_shown_resolved(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r = tmp_path / "r.yaml"
+    r.write_text(
+        "train:\n  objectives:\n    - {kind: kd}\n    - {kind: embedding, weight: 0.5}\n"
+        "  schedule: {temperature: [4, 1]}\n"
+    )
+    assert main(["check", str(r)]) == 0
+    train = yaml.safe_load(capsys.readouterr().out)["train"]
+    assert train["objectives"] == [
+        {"kind": "kd", "weight": 1.0, "temperature": 2.0},
+        {"kind": "embedding", "weight": 0.5, "loss": "cosine"},
+    ]
+    assert train["schedule"]["temperature"] == [4.0, 1.0]
+    assert "alpha" not in train

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from tinystudent.errors import RecipeError
 from tinystudent.recipe import Recipe, StudentSpec, parse_recipe, read_yaml
+from tinystudent.train.config import TrainConfig
 
 RecipeKind = Literal["pipeline", "bench", "embed", "rationale"]
 RECIPE_KINDS: tuple[RecipeKind, ...] = ("pipeline", "bench", "embed", "rationale")
@@ -116,6 +117,10 @@ def resolved(model: BaseModel) -> dict[str, Any]:
             data["teachers"] = [_flat_member(m) for m in data["teachers"]]
             if data["amalgamation"] is None:
                 data.pop("amalgamation")
+    for name in ("train", "gold_train"):  # objectives spelled out, classic keys folded in
+        section = getattr(model, name, None)
+        if isinstance(section, TrainConfig):
+            data[name] = section.resolved()
     students = getattr(model, "students", None)
     if isinstance(students, dict):  # a bench spec's students, each resolved
         data["students"] = {

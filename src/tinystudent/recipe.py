@@ -228,6 +228,8 @@ class Recipe(_Strict):
         payload = {s: dump(getattr(self, s)) for s in sections}
         if "student" in payload:
             payload["student"] = self.student.hash_payload()
+        if "train" in payload:
+            payload["train"] = self.train.resolved()
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -113,6 +113,16 @@ class TrainConfig(BaseModel):
         )
         return [first, ObjectiveSpec(kind="ce", weight=1.0 - self.alpha)]
 
+    def resolved(self) -> dict[str, Any]:
+        """The settings with the objectives spelled out and the classic keys folded into
+        them: what `tinystudent check` prints and what stage hashes read, so a recipe written
+        either way hashes (and trains) the same."""
+        data = self.model_dump(mode="json", exclude={"temperature", "alpha", "loss"})
+        data["objectives"] = [o.resolved() for o in self.resolved_objectives()]
+        if self.schedule is None:
+            data.pop("schedule")
+        return data
+
     def needs(self) -> set[str]:
         """Teacher signals beyond probabilities that the objectives read."""
         return set().union(*(OBJECTIVES[o.kind].needs for o in self.resolved_objectives()))
