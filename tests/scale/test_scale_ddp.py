@@ -6,6 +6,12 @@ so a DDP run is an equivalent run but not the same numbers (see tinystudent/scal
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +24,7 @@ from tinystudent.scale import train_student_ddp
 from tinystudent.scale.ddp import _shard
 from tinystudent.seed import seed_everything
 from tinystudent.students import build_student
-from tinystudent.train import TrainConfig, train_student
+from tinystudent.train import TeacherSignals, TrainConfig, train_student
 
 OPTIONS = {
     "features": 32,
@@ -95,3 +101,72 @@ def test_one_process_is_train_student(data, tmp_path: Path) -> None:
     for k in w0:
         torch.testing.assert_close(w1[k], w0[k], rtol=0, atol=0, msg=k)  # the very same run
     assert log1.history == result.history and log1.best_epoch == result.best_epoch
+
+
+def test_objectives_with_weights_of_their_own_match_too(data, tmp_path: Path) -> None:
+    """The embedding objective's projection lives outside DDP's module: its gradients are
+    summed by the strategy, so two ranks still train the very weights of one."""
+    texts, probs, labels = data
+    emb = np.random.default_rng(1).normal(size=(len(texts), 12)).astype(np.float32)
+    signals = TeacherSignals(probs=probs, embeddings=emb)
+    cfg = TrainConfig(
+        epochs=2,
+        batch_size=15,
+        lr=1e-2,
+        patience=5,
+        objectives=[{"kind": "kd"}, {"kind": "ce"}, {"kind": "embedding", "loss": "both"}],
+    )
+    one, log1 = train_student_ddp(
+        1, "pqrnn", OPTIONS, NAMES, texts, signals, labels, cfg, tmp_path / "1"
+    )
+    two, log2 = train_student_ddp(
+        2, "pqrnn", OPTIONS, NAMES, texts, signals, labels, cfg, tmp_path / "2"
+    )
+    w1, w2 = _weights(one), _weights(two)
+    for k in w1:
+        torch.testing.assert_close(w2[k], w1[k], rtol=0, atol=1e-5, msg=k)
+    assert log2.history[0]["embedding"] == pytest.approx(log1.history[0]["embedding"], abs=1e-5)
+
+
+def test_killed_ddp_run_resumes_from_its_last_epoch(data, tmp_path: Path) -> None:
+    """SIGKILL the whole process group of a 2-rank run after its first checkpoint; the rerun
+    continues from there and ends with the weights of an uninterrupted run."""
+    texts, probs, labels = data
+    cfg = TrainConfig(epochs=3, batch_size=15, lr=1e-2, patience=5)
+    ref, ref_log = train_student_ddp(
+        2, "pqrnn", OPTIONS, NAMES, texts, probs, labels, cfg, tmp_path / "ref"
+    )
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"texts": texts, "probs": probs.tolist(), "labels": labels}))
+    script = (
+        "import json, sys, numpy as np\n"
+        "from tinystudent.scale import train_student_ddp\n"
+        "from tinystudent.train import TrainConfig\n"
+        f"d = json.load(open({str(job)!r}))\n"
+        f"cfg = TrainConfig(**{cfg.model_dump(mode='json', exclude_unset=True)!r})\n"
+        f"train_student_ddp(2, 'pqrnn', {OPTIONS!r}, {NAMES!r}, d['texts'],\n"
+        "    np.asarray(d['probs'], dtype=np.float32), d['labels'], cfg, sys.argv[1],\n"
+        "    checkpoint_dir=sys.argv[2])\n"
+    )
+    out, ckpt = tmp_path / "out", tmp_path / "ckpt"
+    env = {**os.environ, "TINYSTUDENT_SLOW_STEP_SECONDS": "0.05", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(out), str(ckpt)], env=env, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while not (ckpt / "state.json").exists():
+        assert proc.poll() is None, "the run ended before its first checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "student.safetensors").exists()
+    resumed, log = train_student_ddp(
+        2, "pqrnn", OPTIONS, NAMES, texts, probs, labels, cfg, out, checkpoint_dir=ckpt
+    )
+    assert log.resumed_from_epoch >= 1
+    for k, v in _weights(ref).items():
+        torch.testing.assert_close(_weights(resumed)[k], v, rtol=0, atol=1e-6, msg=k)
+    assert [r["val_agreement"] for r in log.history] == [
+        r["val_agreement"] for r in ref_log.history
+    ]
