@@ -24,12 +24,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tinystudent.code_version import versioned
 from tinystudent.io import save_safetensors
 
 if TYPE_CHECKING:  # teachers import the embedding cache: a runtime import would be circular
     from tinystudent.teachers.base import Teacher
 
 log = logging.getLogger(__name__)
+
+#: Bump when soft labels for the same teacher and texts change (how they are computed or
+#: stored): every soft-label cache is refilled and students retrain (`tinystudent.code_version`).
+CODE_VERSION = 1
 
 
 def text_key(text: str) -> bytes:
@@ -139,7 +144,7 @@ class SoftLabelCache(ShardCache):
     what = "soft-label cache"
 
     def __init__(self, root: str | Path, fingerprint: str, n_classes: int) -> None:
-        super().__init__(root, fingerprint, n_classes)
+        super().__init__(root, versioned(fingerprint, CODE_VERSION), n_classes)
 
     @property
     def n_classes(self) -> int:

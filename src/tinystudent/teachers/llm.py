@@ -41,6 +41,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tinystudent.checkpoint import hash_weights
+from tinystudent.code_version import versioned
 from tinystudent.errors import TinyStudentError
 from tinystudent.generate.generator import Transport, default_transport
 from tinystudent.io import read_json, write_json
@@ -51,6 +52,9 @@ UNLISTED_PENALTY = 5.0
 #: Per-label bias ridge: with 16 gold examples an unpenalised bias can chase noise.
 BIAS_L2 = 1e-2
 TEMPERATURE_RANGE = (0.05, 20.0)
+#: Bump when scoring or calibration changes for the same inputs: the score cache, the teacher
+#: stage, its labels and the student are redone.
+CODE_VERSION = 1
 
 
 class LLMTeacherError(TinyStudentError):
@@ -503,7 +507,7 @@ class LLMTeacher:
         """Model + prompt (instruction, template, shots, verbalisers): what raw scores depend on."""
         p = self.prompt
         key = repr((self.scorer.fingerprint, p.prefix(), self.cfg.template, p.words))
-        return hashlib.sha256(key.encode()).hexdigest()[:32]
+        return hashlib.sha256(versioned(key, CODE_VERSION).encode()).hexdigest()[:32]
 
     def raw_scores(self, texts: list[str], use_cache: bool = True) -> np.ndarray:
         """[n, C] summed log-probs of each label's verbaliser, through the score cache."""

@@ -25,6 +25,9 @@ from tinystudent.losses import DistillationLoss
 from tinystudent.seed import seed_everything
 from tinystudent.students.base import Student
 
+#: Bump when training gives other weights for the same inputs: the student stage reruns.
+CODE_VERSION = 1
+
 
 class TrainConfig(BaseModel):
     """Student optimisation; `alpha` weighs the distillation term against gold cross-entropy."""
