@@ -63,6 +63,7 @@ def teacher_code_version(cfg: TeacherConfig) -> int:
 
 def upstream_code_versions(recipe: Recipe) -> tuple[int, ...]:
     """Code versions of everything the student's inputs come from: data, teacher(s), labels."""
+    teachers: tuple[int, ...]
     if recipe.teachers is None:
         teachers = (teacher_code_version(recipe.teacher),)
     else:
