@@ -1,7 +1,7 @@
 """One process of the shared-cache test: labels TEXTS into a cache other processes also fill.
 
-Run as `python fill_worker.py CACHE LOG OUT GO SHARD_SIZE DELAY SEED`: waits until the file GO
-exists (so all workers start together), labels the texts (in an order given by SEED) with a
+Run as `python fill_worker.py CACHE LOG OUT GO SHARD_SIZE DELAY SEED`: once imported, touches
+LOG.ready and waits until the file GO exists (so all workers start together), labels the texts (in an order given by SEED) with a
 slow fake teacher that appends every text it is asked for to LOG before computing it, and
 saves the probabilities (in that order) to OUT, plus its stats to OUT.json.
 """
@@ -52,6 +52,7 @@ def main(argv: list[str]) -> None:
 
     cache, log, out, go = (Path(a) for a in argv[:4])
     shard_size, delay, seed = int(argv[4]), float(argv[5]), int(argv[6])
+    Path(f"{log}.ready").touch()
     while not go.exists():
         time.sleep(0.01)
     probs, stats = label_texts(SlowTeacher(log, delay), ordered(seed), cache, shard_size)

@@ -23,6 +23,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -87,17 +88,25 @@ class ShardCache:
         self.corrupt_shards = 0
         self._load()
 
-    def _shards(self) -> list[Path]:
-        return sorted(self.dir.glob("shard-*.safetensors")) if self.dir.exists() else []
+    def _shard_names(self) -> list[str]:
+        """Shard file names in order (names, not Paths: this runs once a shard while filling)."""
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if n.startswith("shard-") and n.endswith(".safetensors"))
 
-    def _load(self) -> None:
-        """Read every shard not read yet: those written since by other processes too."""
+    def _load(self) -> set[bytes]:
+        """Read every shard not read yet (those written since by other processes too);
+        returns the keys they brought."""
         from safetensors import safe_open
 
-        for path in self._shards():
-            if path.name in self._loaded:
+        added: set[bytes] = set()
+        for name in self._shard_names():
+            if name in self._loaded:
                 continue
-            self._loaded.add(path.name)
+            self._loaded.add(name)
+            path = self.dir / name
             try:
                 with safe_open(str(path), framework="np") as f:
                     meta = f.metadata() or {}
@@ -120,10 +129,12 @@ class ShardCache:
                 continue
             for k, r in zip(keys, rows):
                 self._table[k.tobytes()] = r
+                added.add(k.tobytes())
+        return added
 
-    def refresh(self) -> None:
-        """Pick up shards other processes have written since this cache was opened."""
-        self._load()
+    def refresh(self) -> set[bytes]:
+        """Pick up shards other processes have written since; returns their keys."""
+        return self._load()
 
     def __len__(self) -> int:
         return len(self._table)
@@ -145,7 +156,7 @@ class ShardCache:
         if rows.shape[1:] != (self.width,):
             raise ValueError(f"rows of width {rows.shape[1:]} in a cache of width {self.width}")
         # the pid and a random tag make the name unique among processes writing at once
-        n, tag = len(self._shards()), os.urandom(3).hex()
+        n, tag = len(self._loaded), os.urandom(3).hex()
         path = self.dir / f"shard-{n:06d}-{os.getpid()}-{tag}.safetensors"
         save_safetensors(
             path,
@@ -219,18 +230,19 @@ def _fill(
     Under the directory lock: read new shards, drop claims of dead processes, claim the next
     `shard_size` texts nobody holds. With nothing left to claim, wait for the holders.
     """
+    keys = {t: text_key(t) for t in todo}  # hashed once: the loop below runs per shard
     while True:
         with claims.dir_lock(cache.dir):
-            cache.refresh()
-            left = [t for t in todo if cache.get(t) is None]
+            added = cache.refresh()
+            left = [t for t in todo if keys[t] not in added] if added else todo
             stats.by_others += len(todo) - len(left)
             bar.update(len(todo) - len(left))
             todo = left
             if not todo:
                 return
             taken = claims.live_claims(cache.dir)
-            chunk = [t for t in todo if text_key(t) not in taken][:shard_size]
-            claim = claims.write_claim(cache.dir, map(text_key, chunk)) if chunk else None
+            chunk = list(islice((t for t in todo if keys[t] not in taken), shard_size))
+            claim = claims.write_claim(cache.dir, [keys[t] for t in chunk]) if chunk else None
         if claim is None:  # everything left is being computed by other processes
             time.sleep(claims.POLL)
             continue
@@ -238,7 +250,8 @@ def _fill(
             cache.put(chunk, compute(chunk))
         stats.computed += len(chunk)
         bar.update(len(chunk))
-        todo = [t for t in todo if cache.get(t) is None]
+        done = set(chunk)
+        todo = [t for t in todo if t not in done]
 
 
 def label_texts(

@@ -23,8 +23,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tinystudent.io import write_json
-
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -110,9 +108,15 @@ def live_claims(directory: Path) -> set[bytes]:
 
 
 def write_claim(directory: Path, keys: Iterable[bytes]) -> Path:
-    """Claim `keys` for this process. Call under `dir_lock`, after `live_claims`."""
-    path = directory / f"claim-{os.getpid()}-{uuid.uuid4().hex[:12]}.json"
-    write_json(path, {"pid": os.getpid(), "host": HOST, "keys": [k.hex() for k in keys]})
+    """Claim `keys` for this process. Call under `dir_lock`, after `live_claims`.
+
+    Renamed into place, so never seen half-written, but not fsynced: a claim lost to a
+    power cut only means its texts are computed again."""
+    name = f"claim-{os.getpid()}-{uuid.uuid4().hex[:12]}.json"
+    path, tmp = directory / name, directory / f".{name}.tmp"
+    data = {"pid": os.getpid(), "host": HOST, "keys": [k.hex() for k in keys]}
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
     return path
 
 
