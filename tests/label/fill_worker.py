@@ -1,9 +1,10 @@
 """One process of the shared-cache test: labels TEXTS into a cache other processes also fill.
 
 Run as `python fill_worker.py CACHE LOG OUT GO SHARD_SIZE DELAY SEED`: once imported, touches
-LOG.ready and waits until the file GO exists (so all workers start together), labels the texts (in an order given by SEED) with a
-slow fake teacher that appends every text it is asked for to LOG before computing it, and
-saves the probabilities (in that order) to OUT, plus its stats to OUT.json.
+LOG.ready and waits until the file GO exists (so all workers start together), labels the
+texts (in an order given by SEED) with a slow fake teacher that appends every text it is
+asked for to LOG before computing it, and saves the probabilities (in that order) to OUT,
+plus its stats to OUT.json.
 """
 
 from __future__ import annotations
