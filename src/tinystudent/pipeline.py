@@ -21,15 +21,22 @@ import torch
 
 from tinystudent import __version__
 from tinystudent.check import resolved_yaml
+from tinystudent.code_version import versioned
 from tinystudent.data import Split, load_dataset, make_split
+from tinystudent.data import split as split_code
 from tinystudent.errors import RecipeError
 from tinystudent.evaluate import classification_metrics, render_markdown, throughput
 from tinystudent.io import read_json, remove_stale_temps, write_json, write_text
 from tinystudent.label import LabelStats, label_texts
+from tinystudent.label import cache as label_code
 from tinystudent.recipe import Recipe, TeacherConfig
 from tinystudent.seed import seed_everything
 from tinystudent.students import Student, build_student, load_student
 from tinystudent.teachers import EncoderTeacher, Teacher
+from tinystudent.teachers import amalgamate as amalgamate_code
+from tinystudent.teachers import encoder as encoder_code
+from tinystudent.teachers import frozen as frozen_code
+from tinystudent.teachers import llm as llm_code
 from tinystudent.teachers.amalgamate import (
     AmalgamatedTeacher,
     agreement_markdown,
@@ -39,10 +46,31 @@ from tinystudent.teachers.amalgamate import (
 from tinystudent.teachers.frozen import FrozenEncoderTeacher, FrozenTeacherConfig
 from tinystudent.teachers.llm import LLMTeacher, LLMTeacherConfig
 from tinystudent.train import TeacherSignals, train_student
+from tinystudent.train import loop as train_code
 
 log = logging.getLogger(__name__)
 
 AnyTeacher = EncoderTeacher | FrozenEncoderTeacher | LLMTeacher
+
+
+def teacher_code_version(cfg: TeacherConfig) -> int:
+    """The `CODE_VERSION` of the module that fits and runs a teacher of this kind."""
+    if isinstance(cfg, FrozenTeacherConfig):
+        return frozen_code.CODE_VERSION
+    if isinstance(cfg, LLMTeacherConfig):
+        return llm_code.CODE_VERSION
+    return encoder_code.CODE_VERSION
+
+
+def upstream_code_versions(recipe: Recipe) -> tuple[int, ...]:
+    """Code versions of everything the student's inputs come from: data, teacher(s), labels."""
+    teachers: tuple[int, ...]
+    if recipe.teachers is None:
+        teachers = (teacher_code_version(recipe.teacher),)
+    else:
+        members = tuple(teacher_code_version(m.config) for m in recipe.teachers)
+        teachers = (*members, amalgamate_code.CODE_VERSION)
+    return (split_code.CODE_VERSION, *teachers, label_code.CODE_VERSION)
 
 
 class RunDir:
@@ -79,7 +107,7 @@ class RunDir:
 
 def stage_data(run: RunDir) -> Split:
     r = run.recipe
-    key = r.section_hash("data")
+    key = versioned(r.section_hash("data"), split_code.CODE_VERSION)
     if run.is_done("data", key, run.split):
         run.mark("data", key, ran=False)
         return Split.from_json(read_json(run.split))
@@ -95,7 +123,8 @@ def stage_data(run: RunDir) -> Split:
 
 def stage_teacher(run: RunDir, split: Split) -> AnyTeacher:
     r = run.recipe
-    key = r.section_hash("data", "teacher")
+    versions = (split_code.CODE_VERSION, teacher_code_version(r.teacher))
+    key = versioned(r.section_hash("data", "teacher"), *versions)
     return fit_teacher(run, split, r.teacher, key, "teacher", run.teacher, run.teacher_ckpt)
 
 
@@ -190,6 +219,7 @@ def stage_teachers(
         name = base if all(base != n for n, _ in members) else f"{base}#{i}"
         member = json.dumps(m.model_dump(mode="json"), sort_keys=True)
         key = r.section_hash("data") + hashlib.sha256(member.encode()).hexdigest()[:16]
+        key = versioned(key, split_code.CODE_VERSION, teacher_code_version(m.config))
         out = run.root / "teachers" / str(i)
         ckpt = run.root / "teachers" / f"{i}.ckpt"
         teacher = fit_teacher(
@@ -258,6 +288,7 @@ def stage_student(
 ) -> tuple[Student, dict[str, Any]]:
     r = run.recipe
     key = r.section_hash("data", *r.teacher_sections, "generate", "student", "train")
+    key = versioned(key, *upstream_code_versions(r), train_code.CODE_VERSION)
     if run.is_done("student", key, run.student / "student.json"):
         run.mark("student", key, ran=False)
         shutil.rmtree(run.student_ckpt, ignore_errors=True)

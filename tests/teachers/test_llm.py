@@ -20,6 +20,8 @@ from tinystudent.teachers.llm import (
     TransformersScorer,
     contextual_bias,
     fit_temperature_bias,
+    kv_cache_argument,
+    kv_cache_of,
     pick_shots,
 )
 
@@ -54,6 +56,33 @@ def test_prefix_cache_equals_full_prompt(tiny_llm_dir: Path, verbalizers: Any) -
     np.testing.assert_allclose(probs[True], probs[False], atol=1e-5)
     # the two paths really differ in what they run, yet not in what they return
     assert not np.allclose(probs[True], 0.5, atol=1e-3)
+
+
+def test_kv_cache_compat_across_transformers_versions(tiny_llm_dir: Path) -> None:
+    """The prefix cache is a `Cache` object passed by the name this transformers takes."""
+    import transformers
+    from transformers import DynamicCache
+
+    class Old(torch.nn.Module):  # a 4.x forward
+        def forward(self, input_ids: Any = None, past_key_values: Any = None) -> None: ...
+
+    class New(torch.nn.Module):  # a 5.x forward
+        def forward(self, input_ids: Any = None, cache: Any = None) -> None: ...
+
+    assert kv_cache_argument(Old()) == "past_key_values" and kv_cache_argument(New()) == "cache"
+    scorer = _teacher(tiny_llm_dir).scorer
+    assert isinstance(scorer, TransformersScorer)
+    decoder = scorer.model.get_decoder()
+    new_api = int(transformers.__version__.split(".")[0]) >= 5
+    assert kv_cache_argument(decoder) == ("cache" if new_api else "past_key_values")
+    # a legacy tuple of (key, value) per layer, as some 4.x models return, becomes a Cache
+    k = torch.zeros(1, 2, 3, 4)
+    legacy = type("Out", (), {"past_key_values": ((k, k), (k, k))})()
+    cache = kv_cache_of(legacy)
+    assert isinstance(cache, DynamicCache) and cache.get_seq_length() == 3
+    with torch.inference_mode():
+        out = scorer.model(input_ids=torch.tensor([[1, 5, 6]]), use_cache=True)
+    assert kv_cache_of(out).get_seq_length() == 3
 
 
 def test_scores_are_summed_label_token_logprobs(tiny_llm_dir: Path) -> None:

@@ -13,6 +13,10 @@ from typing import Any
 from tinystudent.data.dataset import TextDataset
 from tinystudent.errors import DataError
 
+#: Bump when the split (which texts land in train, test or pool) changes for the same recipe:
+#: the data stage and everything after it rerun (see `tinystudent.code_version`).
+CODE_VERSION = 1
+
 
 @dataclass
 class Split:

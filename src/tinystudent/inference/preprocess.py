@@ -82,7 +82,10 @@ class HashProjection:
         new = [t for t in dict.fromkeys(tokens) if t not in self._memo]
         if new:
             if len(self._memo) + len(new) > self.memo_size:
+                # a full memo starts over; every token of this call is then new, not only the
+                # unseen ones (found by a property test: reused tokens raised KeyError)
                 self._memo.clear()
+                new = list(dict.fromkeys(tokens))
             for t, v in zip(new, self._compute(new)):
                 self._memo[t] = v
         if not tokens:

@@ -8,15 +8,22 @@ its checksum (a damaged disk, a hand-edited file) is reported, removed and recom
 
 The shard store itself (`ShardCache`) and the fill loop (`cached_rows`) know nothing about
 probabilities: the embedding cache (`label/embeddings.py`) is the same store with wider rows.
+
+Several processes may fill one directory at once (runs sharing `label.cache_dir`): shards
+are only ever added, under unique names, and the fill loop claims each shard's texts before
+computing them (`label/claims.py`), so no text is computed twice except the in-flight shard
+of a process that was killed, which the others take over.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -24,12 +31,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tinystudent.code_version import versioned
 from tinystudent.io import save_safetensors
+from tinystudent.label import claims
 
 if TYPE_CHECKING:  # teachers import the embedding cache: a runtime import would be circular
     from tinystudent.teachers.base import Teacher
 
 log = logging.getLogger(__name__)
+
+#: Bump when soft labels for the same teacher and texts change (how they are computed or
+#: stored): every soft-label cache is refilled and students retrain (`tinystudent.code_version`).
+CODE_VERSION = 1
 
 
 def text_key(text: str) -> bytes:
@@ -49,6 +62,8 @@ class LabelStats:
     computed: int = 0
     corrupt_shards: int = 0
     seconds: float = 0.0
+    #: missing texts that another process filling the same cache computed meanwhile
+    by_others: int = 0
 
 
 #: The same counts describe any cache fill (labels or embeddings).
@@ -69,16 +84,29 @@ class ShardCache:
         self.dir = Path(root) / fingerprint
         self.width = width
         self._table: dict[bytes, np.ndarray] = {}
+        self._loaded: set[str] = set()
         self.corrupt_shards = 0
         self._load()
 
-    def _shards(self) -> list[Path]:
-        return sorted(self.dir.glob("shard-*.safetensors")) if self.dir.exists() else []
+    def _shard_names(self) -> list[str]:
+        """Shard file names in order (names, not Paths: this runs once a shard while filling)."""
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if n.startswith("shard-") and n.endswith(".safetensors"))
 
-    def _load(self) -> None:
+    def _load(self) -> set[bytes]:
+        """Read every shard not read yet (those written since by other processes too);
+        returns the keys they brought."""
         from safetensors import safe_open
 
-        for path in self._shards():
+        added: set[bytes] = set()
+        for name in self._shard_names():
+            if name in self._loaded:
+                continue
+            self._loaded.add(name)
+            path = self.dir / name
             try:
                 with safe_open(str(path), framework="np") as f:
                     meta = f.metadata() or {}
@@ -101,6 +129,12 @@ class ShardCache:
                 continue
             for k, r in zip(keys, rows):
                 self._table[k.tobytes()] = r
+                added.add(k.tobytes())
+        return added
+
+    def refresh(self) -> set[bytes]:
+        """Pick up shards other processes have written since; returns their keys."""
+        return self._load()
 
     def __len__(self) -> int:
         return len(self._table)
@@ -121,13 +155,15 @@ class ShardCache:
         rows = np.ascontiguousarray(rows, dtype=np.float32)
         if rows.shape[1:] != (self.width,):
             raise ValueError(f"rows of width {rows.shape[1:]} in a cache of width {self.width}")
-        n = len(self._shards())
-        path = self.dir / f"shard-{n:06d}-{int(time.time() * 1e6) % 10**9:09d}.safetensors"
+        # the pid and a random tag make the name unique among processes writing at once
+        n, tag = len(self._loaded), os.urandom(3).hex()
+        path = self.dir / f"shard-{n:06d}-{os.getpid()}-{tag}.safetensors"
         save_safetensors(
             path,
             {"keys": torch.from_numpy(keys.copy()), self.tensor: torch.from_numpy(rows)},
             {"checksum": _checksum(keys, rows), **self._metadata()},
         )
+        self._loaded.add(path.name)
         for k, r in zip(keys, rows):
             self._table[k.tobytes()] = r
 
@@ -139,7 +175,7 @@ class SoftLabelCache(ShardCache):
     what = "soft-label cache"
 
     def __init__(self, root: str | Path, fingerprint: str, n_classes: int) -> None:
-        super().__init__(root, fingerprint, n_classes)
+        super().__init__(root, versioned(fingerprint, CODE_VERSION), n_classes)
 
     @property
     def n_classes(self) -> int:
@@ -160,26 +196,62 @@ def cached_rows(
 
     Missing texts are computed shortest-first (similar lengths batch with little padding) in
     shards of `shard_size`, each saved as soon as it is done: a crash loses at most one shard.
+    Other processes filling the same directory share the work (see `claims`).
     """
     start = time.perf_counter()
-    stats = CacheStats(total=len(texts), corrupt_shards=cache.corrupt_shards)
+    stats = CacheStats(total=len(texts))
+    cache.refresh()
     # Sorted by (length, text), not by set order: batches (and so padding) must not depend
     # on PYTHONHASHSEED, or reruns would not be bit-identical.
     missing = sorted({t for t in texts if cache.get(t) is None}, key=lambda t: (len(t), t))
     stats.hits = sum(1 for t in texts if cache.get(t) is not None)
     if missing:
         with tqdm(total=len(missing), desc=desc, unit="text") as bar:
-            for i in range(0, len(missing), shard_size):
-                chunk = missing[i : i + shard_size]
-                cache.put(chunk, compute(chunk))
-                bar.update(len(chunk))
-    stats.computed = len(missing)
+            _fill(cache, missing, compute, shard_size, stats, bar)
+    stats.corrupt_shards = cache.corrupt_shards
     rows = [cache.get(t) for t in texts]
     if any(r is None for r in rows):  # only possible if the cache directory was tampered with
         raise RuntimeError(f"{cache.what} lost rows while filling")
     out = np.stack(rows) if rows else np.zeros((0, cache.width), np.float32)  # type: ignore[arg-type]
     stats.seconds = time.perf_counter() - start
     return out.astype(np.float32), stats
+
+
+def _fill(
+    cache: ShardCache,
+    todo: list[str],
+    compute: Callable[[list[str]], np.ndarray],
+    shard_size: int,
+    stats: CacheStats,
+    bar: tqdm,
+) -> None:
+    """Claim, compute and save shards of `todo` until every text is in `cache`.
+
+    Under the directory lock: read new shards, drop claims of dead processes, claim the next
+    `shard_size` texts nobody holds. With nothing left to claim, wait for the holders.
+    """
+    keys = {t: text_key(t) for t in todo}  # hashed once: the loop below runs per shard
+    while True:
+        with claims.dir_lock(cache.dir):
+            added = cache.refresh()
+            left = [t for t in todo if keys[t] not in added] if added else todo
+            stats.by_others += len(todo) - len(left)
+            bar.update(len(todo) - len(left))
+            todo = left
+            if not todo:
+                return
+            taken = claims.live_claims(cache.dir)
+            chunk = list(islice((t for t in todo if keys[t] not in taken), shard_size))
+            claim = claims.write_claim(cache.dir, [keys[t] for t in chunk]) if chunk else None
+        if claim is None:  # everything left is being computed by other processes
+            time.sleep(claims.POLL)
+            continue
+        with claims.holding(claim):
+            cache.put(chunk, compute(chunk))
+        stats.computed += len(chunk)
+        bar.update(len(chunk))
+        done = set(chunk)
+        todo = [t for t in todo if t not in done]
 
 
 def label_texts(

@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from tinystudent.code_version import versioned
 from tinystudent.errors import TinyStudentError
 from tinystudent.teachers.base import Teacher
 
@@ -38,6 +39,9 @@ Method = Literal["average", "accuracy", "uncertainty"]
 METHODS: tuple[str, ...] = ("average", "accuracy", "uncertainty")
 #: No teacher's weight drops to exactly 0: a row where every teacher is fully unsure stays valid.
 MIN_WEIGHT = 1e-3
+#: Bump when combining members gives other probabilities for the same members: the
+#: amalgamated labels and the student are redone (see `tinystudent.code_version`).
+CODE_VERSION = 1
 
 
 class AmalgamationSpec(BaseModel):
@@ -196,7 +200,8 @@ class AmalgamatedTeacher:
     @property
     def fingerprint(self) -> str:
         """Method, sampling settings, weights and every member's fingerprint and label set."""
-        h = hashlib.sha256(f"amalgam|{self.spec.model_dump_json()}|{self.label_names}".encode())
+        head = f"amalgam|{self.spec.model_dump_json()}|{self.label_names}"
+        h = hashlib.sha256(versioned(head, CODE_VERSION).encode())
         for t in self.teachers:
             h.update(f"{t.fingerprint}|{t.label_names}".encode())
         h.update(np.ascontiguousarray(self.weights, dtype="<f8").tobytes())

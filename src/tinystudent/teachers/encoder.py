@@ -26,11 +26,16 @@ from tinystudent.checkpoint import (
     set_rng_state,
     slow_step,
 )
+from tinystudent.code_version import versioned
 from tinystudent.errors import TinyStudentError
 from tinystudent.io import read_json, save_safetensors, write_json
 from tinystudent.safety import UnsafeWeightsError, check_weights_dir, one_line, pickle_files
 from tinystudent.seed import seed_everything
 from tinystudent.teachers.layers import LayerSource
+
+#: Bump when fine-tuning or prediction gives other outputs for the same inputs: the teacher
+#: stage, its labels and the student rerun (see `tinystudent.code_version`).
+CODE_VERSION = 1
 
 
 class EncoderTeacherConfig(BaseModel):
@@ -255,6 +260,7 @@ class EncoderTeacher(nn.Module):
         if self._fingerprint is None:
             h = hashlib.sha256()
             h.update(f"{self.cfg.max_length}|{self.label_names}".encode())
+            h.update(versioned("", CODE_VERSION).encode())  # nothing at version 1
             hash_weights(h, self.state_dict().items())
             self._fingerprint = h.hexdigest()[:32]
         return self._fingerprint

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tinystudent.assets import resolve_model
 from tinystudent.baselines.base import check_fit_inputs, fit_logreg
 from tinystudent.checkpoint import hash_weights
+from tinystudent.code_version import versioned
 from tinystudent.errors import TinyStudentError
 from tinystudent.io import read_json, save_safetensors, write_json
 from tinystudent.label.embeddings import EmbeddingCache, embed_texts
@@ -39,6 +40,9 @@ ABSENT_LOGIT = -1e4
 TEMPERATURE_RANGE = (0.05, 20.0)
 #: Dropout on the frozen features for MC samples (MiniLM's own hidden dropout rate).
 MC_FEATURE_DROPOUT = 0.1
+#: Bump when an embedding, the head's fit or a prediction changes for the same inputs: the
+#: embedding cache, the teacher stage, its labels and the student are redone.
+CODE_VERSION = 1
 
 
 class FrozenTeacherConfig(BaseModel):
@@ -122,6 +126,7 @@ class SentenceEncoder:
         if self._fingerprint is None:
             h = hashlib.sha256()
             h.update(f"mean|norm={self.normalize}|len={self.max_length}".encode())
+            h.update(versioned("", CODE_VERSION).encode())  # nothing at version 1
             backend = getattr(self.tokenizer, "backend_tokenizer", None)
             h.update(
                 backend.to_str().encode() if backend is not None else repr(self.tokenizer).encode()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import math
 import random
 from collections.abc import Sequence
@@ -41,6 +42,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tinystudent.checkpoint import hash_weights
+from tinystudent.code_version import versioned
 from tinystudent.errors import TinyStudentError
 from tinystudent.generate.generator import Transport, default_transport
 from tinystudent.io import read_json, write_json
@@ -51,6 +53,31 @@ UNLISTED_PENALTY = 5.0
 #: Per-label bias ridge: with 16 gold examples an unpenalised bias can chase noise.
 BIAS_L2 = 1e-2
 TEMPERATURE_RANGE = (0.05, 20.0)
+#: Bump when scoring or calibration changes for the same inputs: the score cache, the teacher
+#: stage, its labels and the student are redone.
+CODE_VERSION = 1
+
+
+def kv_cache_of(output: Any) -> Any:
+    """The key/value cache a forward returned, as a `Cache` object on every transformers
+    version: `output.cache` from 5.x on, `output.past_key_values` before, where some models
+    still return the legacy tuple of (key, value) per layer: that becomes a `DynamicCache`."""
+    cache = getattr(output, "cache", None)
+    if cache is None:
+        cache = output.past_key_values
+    if isinstance(cache, tuple):
+        from transformers import DynamicCache
+
+        legacy = getattr(DynamicCache, "from_legacy_cache", None)  # 4.x; 5.x takes the pairs
+        cache = legacy(cache) if legacy is not None else DynamicCache(cache)
+    return cache
+
+
+def kv_cache_argument(module: torch.nn.Module) -> str:
+    """The keyword a model's forward takes its cache by: `cache` (transformers 5.x, which
+    deprecates `past_key_values` and removes it in 5.40) or `past_key_values` (4.x)."""
+    params = inspect.signature(module.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 class LLMTeacherError(TinyStudentError):
@@ -217,7 +244,7 @@ class TransformersScorer:
                     out = self.model(input_ids=torch.tensor([prefix]), use_cache=True)
             finally:
                 self.model.train(was_training)
-            self._prefix = (key, out.past_key_values)
+            self._prefix = (key, kv_cache_of(out))
         return self._prefix[1]
 
     def _logprobs(self, prefix: list[int], rows: list[list[int]], positions: list[list[int]]):
@@ -234,12 +261,15 @@ class TransformersScorer:
         if cached:
             past = copy.deepcopy(self._prefix_cache(prefix))
             past.batch_repeat_interleave(len(rows))
-            kwargs.update(past_key_values=past, use_cache=True)
+            kwargs.update(use_cache=True)
         else:
             kwargs["use_cache"] = False
         # The decoder's hidden states, then the LM head only where a label token is read:
         # the head over a 49k vocabulary at every position would cost ~25% of the forward.
-        hidden = self.model.get_decoder()(**kwargs).last_hidden_state
+        decoder = self.model.get_decoder()
+        if cached:
+            kwargs[kv_cache_argument(decoder)] = past
+        hidden = decoder(**kwargs).last_hidden_state
         offset = 0 if cached else len(prefix)
         r_idx = torch.tensor([i for i, ps in enumerate(positions) for _ in ps])
         p_idx = torch.tensor([offset + p for ps in positions for p in ps])
@@ -503,7 +533,7 @@ class LLMTeacher:
         """Model + prompt (instruction, template, shots, verbalisers): what raw scores depend on."""
         p = self.prompt
         key = repr((self.scorer.fingerprint, p.prefix(), self.cfg.template, p.words))
-        return hashlib.sha256(key.encode()).hexdigest()[:32]
+        return hashlib.sha256(versioned(key, CODE_VERSION).encode()).hexdigest()[:32]
 
     def raw_scores(self, texts: list[str], use_cache: bool = True) -> np.ndarray:
         """[n, C] summed log-probs of each label's verbaliser, through the score cache."""

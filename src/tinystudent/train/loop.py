@@ -32,6 +32,9 @@ from tinystudent.train.objectives import Objective
 from tinystudent.train.schedule import apply_schedule
 from tinystudent.train.strategy import Strategy
 
+#: Bump when training gives other weights for the same inputs: the student stage reruns.
+CODE_VERSION = 1
+
 
 @dataclass
 class TrainResult:
