@@ -6,18 +6,19 @@ through `tinystudent.inference.Predictor`; for the int8 graph, the batch-1 time 
 into preprocessing and the onnxruntime call.
 
 Part 2: `tinystudent serve` started in a subprocess on 127.0.0.1 (a free port), once per
-server configuration, side by side in one run: `--baseline-src` (another checkout's src/, e.g.
-the code before a change) and this tree at 1 and `--workers` processes. Each gets the same
-bounded mixed load (`tinystudent.serve.loadtest`): N clients sending one valid text per
-request, bad clients sending malformed and oversized requests, slow (slowloris) clients and a
-connection flood. Recorded: requests/s, p50/p99, errors by kind, every bad request's answer,
-the server's CPU time per request (and the model's share of it), its peak RSS (VmHWM, all
-processes), and whether it was still healthy at the end. Servers are stopped whatever happens.
+server configuration, side by side in one run: `--baseline REV` (this repository's src/ at
+that revision, e.g. the code before a change) and this tree at 1 and `--workers` processes.
+Each gets the same bounded mixed load (`tinystudent.serve.loadtest`): N clients sending one
+valid text per request, bad clients sending malformed and oversized requests, slow
+(slowloris) clients and a connection flood. Recorded: requests/s, p50/p99, errors by kind,
+every bad request's answer, the server's CPU time per request (and the model's share of it),
+its peak RSS (VmHWM, all processes), and whether it was still healthy at the end. Servers are
+stopped whatever happens.
 
 Writes bench/results/serve.json (with the machine, versions and command).
 
     python bench/serve.py [--run runs/demo] [--clients 16] [--seconds 20] [--workers 2]
-                          [--baseline-src /path/to/old/src]
+                          [--baseline GIT_REV]
 """
 
 from __future__ import annotations
@@ -189,13 +190,26 @@ def servers(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The configurations compared, in one run: the baseline first when given."""
     new = ["--read-timeout", f"{READ_TIMEOUT_S:g}", "--max-connections", str(args.max_connections)]
     out = []
-    if args.baseline_src:
-        out.append({"name": "baseline", "src": args.baseline_src, "flags": []})
-    out.append({"name": "this tree", "src": SRC, "flags": new})
+    if args.baseline:
+        name = f"before ({args.baseline})"
+        out.append({"name": name, "src": args.baseline_src, "flags": []})
+    here = f"after ({_commit(SRC) or 'this tree'})"
+    out.append({"name": here, "src": SRC, "flags": new})
     if args.workers > 1:
         flags = [*new, "--workers", str(args.workers)]
-        out.append({"name": f"this tree, {args.workers} workers", "src": SRC, "flags": flags})
+        out.append({"name": f"{here}, {args.workers} workers", "src": SRC, "flags": flags})
     return out
+
+
+def _commit(src: str) -> str | None:
+    """The short commit of the checkout holding `src`, '+' when it has local changes."""
+    try:
+        run = subprocess.run(
+            ["git", "describe", "--always", "--dirty=+"], cwd=src, capture_output=True, text=True
+        )
+    except OSError:
+        return None
+    return run.stdout.strip() or None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flood", type=int, default=64, help="connections opened at once, mid-test")
     ap.add_argument("--max-connections", type=int, default=64, help="the server's limit")
     ap.add_argument("--workers", type=int, default=2, help="also run this many processes")
-    ap.add_argument("--baseline-src", help="a src/ directory to run the baseline server from")
+    ap.add_argument("--baseline", help="a git revision of this repository to compare with")
     ap.add_argument("--server-threads", type=int, default=1)
     ap.add_argument("--latency-n", type=int, default=1000)
     ap.add_argument("--min-seconds", type=float, default=3.0, help="per throughput probe")
@@ -218,6 +232,23 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     run = Path(args.run)
+    with tempfile.TemporaryDirectory() as old:
+        if args.baseline:
+            args.baseline_src = _checkout(args.baseline, Path(old))
+        return _main(args, run)
+
+
+def _checkout(rev: str, into: Path) -> str:
+    """`rev`'s src/ tree, extracted (git archive): the baseline server runs from it."""
+    root = Path(SRC).parent
+    archive = subprocess.run(
+        ["git", "archive", rev, "src"], cwd=root, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return str(into / "src")
+
+
+def _main(args: argparse.Namespace, run: Path) -> int:
     texts: list[str] = read_json(run / "data" / "split.json")["test_texts"]
     with tempfile.TemporaryDirectory() as tmp:
         export_dir = Path(tmp) / "export"
