@@ -381,3 +381,23 @@ def test_cli_refuses_bad_server_flags_in_one_line(
     assert main(["serve", str(export_dir), "--port", "0", *flag]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: " + flag[0]) and "\n" not in err
+
+
+def test_a_request_that_breaks_the_model_fails_alone_with_500(export_dir: Path) -> None:
+    predictor = Predictor.load(export_dir, threads=1)
+    fast = predictor.predict_proba
+
+    def fragile(texts: list[str]) -> np.ndarray:
+        if "boom" in texts:
+            raise RuntimeError("secret internal detail")
+        return fast(texts)
+
+    predictor.predict_proba = fragile  # type: ignore[method-assign]
+
+    async def client(port: int) -> list[tuple[int, dict[str, Any]]]:
+        texts = ["fine", "boom", "also fine", "ok"]
+        return await asyncio.gather(*(ask(port, predict_request(body([t]))) for t in texts))
+
+    answers = serve_then(predictor, {}, client)
+    assert [a[0] for a in answers] == [200, 500, 200, 200]
+    assert answers[1][1] == {"detail": "internal error; see the server log"}
