@@ -93,8 +93,10 @@ def test_answers_keep_alive_and_pipelining(export_dir: Path) -> None:
         first, second = await conn.answer(5), await conn.answer(5)
         assert len(json.loads(first[1])["predictions"]) == 1
         assert len(json.loads(second[1])["predictions"]) == 2
-        status, health, _ = await conn.ask(b"GET /health HTTP/1.1\r\nhost: t\r\n\r\n")
+        get_with_body = b"GET /health HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc"
+        status, health, _ = await conn.ask(get_with_body)
         assert status == 200 and json.loads(health)["answers"]["200"] == 5
+        assert json.loads(health)["held_bytes"] == 0  # every body's reservation released
         status, meta, _ = await conn.ask(b"GET /metadata HTTP/1.1\r\nhost: t\r\n\r\n")
         assert json.loads(meta)["name"] == "toy-k8"
         assert json.loads(meta)["limits"]["max_texts"] == 256

@@ -242,6 +242,7 @@ class Connection(asyncio.Protocol):
             self.busy = True
             self.task = asyncio.ensure_future(self._answer_predict(body, head.keep_alive))
         else:
+            self._release()  # a GET may carry a body; it is read and ignored
             self._reply(200, json.dumps(self.svc.info(head.path)).encode(), head.keep_alive)
 
     async def _answer_predict(self, body: bytes, keep_alive: bool) -> None:

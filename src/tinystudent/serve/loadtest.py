@@ -282,16 +282,27 @@ async def run_load(host: str, port: int, texts: list[str], spec: LoadSpec) -> di
 
 
 async def idle_latency(host: str, port: int, texts: list[str], n: int) -> dict[str, Any]:
-    """One client, one request at a time: what a lone request costs end to end."""
+    """One client, one request at a time: what a lone request costs end to end, and what a
+    `GET /health` costs (no model: the HTTP path and the loopback alone)."""
     conn = await Conn.open(host, port)
-    lat = []
+    lat, health = [], []
     try:
         for i in range(n):
             raw = predict_request(_json([texts[i % len(texts)]]))
             t0 = time.perf_counter()
             status, _, _ = await conn.ask(raw)
+            t1 = time.perf_counter()
             if status == 200:
-                lat.append((time.perf_counter() - t0) * 1000)
+                lat.append((t1 - t0) * 1000)
+            status, _, _ = await conn.ask(b"GET /health HTTP/1.1\r\nhost: t\r\n\r\n")
+            if status == 200:
+                health.append((time.perf_counter() - t1) * 1000)
     finally:
         conn.close()
-    return {"requests": n, "ok": len(lat), "p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99)}
+    return {
+        "requests": n,
+        "ok": len(lat),
+        "p50_ms": _pct(lat, 0.5),
+        "p99_ms": _pct(lat, 0.99),
+        "health_p50_ms": _pct(health, 0.5),
+    }

@@ -71,6 +71,7 @@ async def open_server(
             "model_cpu_s": batcher.model_cpu_s,
             "pid": os.getpid(),
             "connections": len(service.connections),
+            "held_bytes": service.pending_bytes,
             "answers": {str(k): v for k, v in sorted(service.counts.items())},
         }
 
