@@ -403,3 +403,33 @@ def test_a_request_that_breaks_the_model_fails_alone_with_500(export_dir: Path) 
     answers = serve_then(predictor, {}, client)
     assert [a[0] for a in answers] == [200, 500, 200, 200]
     assert answers[1][1] == {"detail": "internal error; see the server log"}
+
+
+def test_a_client_that_does_not_read_its_answers_cannot_pile_them_up(export_dir: Path) -> None:
+    """60,000 pipelined requests, none read for a while: the server stops reading them once
+    its write buffer is full, then answers every one when the client reads."""
+    predictor = Predictor.load(export_dir, threads=1)
+    n = 60_000
+
+    async def go() -> tuple[int, int]:
+        sock = bind(HOST, 0)
+        server, service = await open_server(predictor, ServeSettings(), sock)
+        try:
+            conn = await Conn.open(HOST, int(sock.getsockname()[1]))
+            conn.writer.write(b"GET /health HTTP/1.1\r\nhost: t\r\n\r\n" * n)
+            await asyncio.sleep(0.5)
+            (c,) = service.connections
+            assert c.transport is not None
+            held = c.transport.get_write_buffer_size() + len(c.buf)
+            answered = 0
+            for _ in range(n):
+                status, _, _ = await conn.answer(10)
+                answered += status == 200
+            conn.close()
+            return held, answered
+        finally:
+            await close_server(server, service)
+
+    held, answered = asyncio.run(go())
+    assert answered == n
+    assert held < 1_000_000  # ~18 MB of answers and 2 MB of requests, had it read them all

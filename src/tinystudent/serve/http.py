@@ -143,7 +143,8 @@ class Connection(asyncio.Protocol):
         self.busy = False  # answering a request: later input waits in the buffer
         self.closing = False
         self.eof = False
-        self.paused = False
+        self.paused = False  # reading paused by us (see _flow)
+        self.write_blocked = False  # the client is not reading its answers
         self.timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -163,10 +164,20 @@ class Connection(asyncio.Protocol):
         self.buf += data
         if not self.busy:
             self._advance()
-        elif len(self.buf) > PIPELINE_BYTES and not self.paused:
-            assert self.transport is not None
-            self.transport.pause_reading()  # a pipelining client waits for its answers
-            self.paused = True
+        self._flow()
+
+    def pause_writing(self) -> None:
+        self.write_blocked = True  # answers pile up unread: stop taking requests
+        self._flow()
+        self._arm(self.cfg.read_timeout_s, self._close, "write")  # ... for so long at most
+
+    def resume_writing(self) -> None:
+        self.write_blocked = False
+        self._disarm()
+        self._flow()
+        self._advance()
+        if not (self.busy or self.buf or self.closing or self.timer):
+            self._arm(self.cfg.keepalive_s, self._idle)
 
     def eof_received(self) -> bool | None:
         self.eof = True
@@ -183,11 +194,24 @@ class Connection(asyncio.Protocol):
             self.task.cancel()
         self.closing = True
 
+    def _flow(self) -> None:
+        """Read only while it cannot pile up: a request being answered may have at most
+        PIPELINE_BYTES read ahead, and a client that does not read its answers (the write
+        buffer past asyncio's high-water mark) gets no more requests read."""
+        if self.closing or self.transport is None:
+            return
+        hold = self.write_blocked or (self.busy and len(self.buf) > PIPELINE_BYTES)
+        if hold and not self.paused:
+            self.transport.pause_reading()
+        elif not hold and self.paused:
+            self.transport.resume_reading()
+        self.paused = hold
+
     # ---- request reading
     def _advance(self) -> None:
         """Take complete requests from the buffer; answer them one at a time."""
         try:
-            while not self.busy and not self.closing:
+            while not self.busy and not self.closing and not self.write_blocked:
                 if self.head is None and not self._read_head():
                     return
                 assert self.head is not None
@@ -264,10 +288,7 @@ class Connection(asyncio.Protocol):
         if self.eof:
             self._close()
         elif not self.closing:
-            if self.paused:
-                assert self.transport is not None
-                self.transport.resume_reading()
-                self.paused = False
+            self._flow()
             self._advance()
 
     # ---- answers, timers, closing
