@@ -433,3 +433,23 @@ def test_a_client_that_does_not_read_its_answers_cannot_pile_them_up(export_dir:
     held, answered = asyncio.run(go())
     assert answered == n
     assert held < 1_000_000  # ~18 MB of answers and 2 MB of requests, had it read them all
+
+
+def test_expect_100_continue_as_curl_sends_for_larger_bodies(export_dir: Path) -> None:
+    predictor = Predictor.load(export_dir, threads=1)
+    doc = body(["a fine film"] * 100)
+    raw = predict_request(doc, "expect: 100-continue\r\n")
+    head_end = raw.index(b"\r\n\r\n") + 4
+
+    async def client(port: int) -> None:
+        conn = await Conn.open(HOST, port)
+        conn.writer.write(raw[:head_end])
+        assert (await conn.answer(5))[0] == 100  # go on
+        conn.writer.write(raw[head_end:])
+        status, payload, _ = await conn.answer(5)
+        assert status == 200 and len(json.loads(payload)["predictions"]) == 100
+        conn.close()
+        too_big = await ask(port, predict_request(body(["x" * 101]), "expect: 100-continue\r\n"))
+        assert too_big[0] == 413
+
+    serve_then(predictor, LIMITS | {"max_texts": 100}, client)
