@@ -68,7 +68,7 @@ def students_block(path: Path) -> str:
 
 def serve_block(path: Path) -> str:
     doc = json.loads(path.read_text())
-    ex, h = doc["export"], doc["http"]
+    ex = doc["export"]
     lines = [
         f"The demo's {doc['student']['kind']} student through the light runtime, 1 thread, "
         "tokenisation included. Generated from `bench/results/serve.json` "
@@ -84,13 +84,59 @@ def serve_block(path: Path) -> str:
         lines.append(
             f"| {name} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['throughput_tps']:,.0f} |"
         )
-    lines += [
+    return "\n".join(lines) + "\n" + _http_lines(doc)
+
+
+def _http_lines(doc: dict[str, Any]) -> str:
+    """The load tests, one row per server, side by side from one run."""
+    rows = doc.get("http") or []
+    if not rows:
+        return ""
+    spec = doc["http_spec"]
+    lines = [
         "",
-        f"HTTP load test (`tinystudent serve` on 127.0.0.1, {h['clients']} concurrent clients for "
-        f"{h['seconds']:.0f} s, server on {h['server_threads']} thread): {h['requests']:,} "
-        f"requests, **{h['errors']} errors**, {h['throughput_rps']:.0f} requests/s, "
-        f"p50 {h['p50_ms']:.0f} ms, p99 {h['p99_ms']:.0f} ms.",
+        f"HTTP load test, each server in turn on 127.0.0.1 (1 onnxruntime thread, same run, same "
+        f"client): {spec['clients']} clients sending one text per request for "
+        f"{spec['seconds']:.0f} s while {spec['bad_clients']} clients send malformed and "
+        f"oversized requests, {spec['slow_clients']} trickle requests a byte at a time "
+        f"(slowloris) and {spec['flood']} connections open at once mid-test; before it, "
+        "5 s of valid requests only (CPU per request) and 300 one at a time (idle).",
+        "",
+        "| server | req/s | p50 ms | p99 ms (× p50) | valid errors | bad answered as required | "
+        "valid only: req/s, p99 ms | idle p50 ms | server CPU ms/req (model) | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    for h in rows:
+        v = h["valid_only"]
+        model = v.get("model_cpu_ms_per_request")
+        cpu = f"{v['server_cpu_ms_per_request']:.2f}" + (f" ({model:.2f})" if model else "")
+        good = h["bad_requests"] - h["bad_unexpected"]
+        lines.append(
+            f"| {h['server']} | {h['throughput_rps']:,.0f} | {h['p50_ms']:.1f} | "
+            f"{h['p99_ms']:.1f} ({h['p99_ms'] / h['p50_ms']:.1f}×) | **{h['valid_errors']}** | "
+            f"{good:,} of {h['bad_requests']:,} | "
+            f"{v['throughput_rps']:,.0f}, {v['p99_ms']:.1f} | {h['idle_1_client']['p50_ms']:.2f} | "
+            f"{cpu} | {h['peak_rss_mb']:.0f} |"
+        )
+    misses = [
+        f"{h['server']}: {kind} got {', '.join(r['got'])}"
+        for h in rows
+        for kind, r in h["bad_by_kind"].items()
+        if r["unexpected"]
+    ]
+
+    def want(r: dict[str, Any]) -> str:
+        e = r["expected"]
+        return " or ".join(map(str, e)) if isinstance(e, list) else str(e)
+
+    kinds = ", ".join(f"{k} ({want(r)})" for k, r in rows[-1]["bad_by_kind"].items())
+    lines += ["", f"Bad requests sent, with the status each must get: {kinds}."]
+    if misses:
+        lines.append("Answered otherwise: " + "; ".join(misses) + ".")
+    lines.append(
+        "Server CPU per request is the server processes' CPU time (model included) over the "
+        "valid-only phase; in brackets the model's own share, timed inside its thread."
+    )
     return "\n".join(lines) + "\n"
 
 

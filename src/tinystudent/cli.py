@@ -193,7 +193,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tinystudent.serve import serve
 
     limits = {"max_texts": args.max_texts, "max_chars": args.max_chars, "timeout_s": args.timeout}
-    serve(args.model_dir, args.host, args.port, args.threads, **limits)
+    limits |= {"max_queue": args.max_queue, "max_connections": args.max_connections}
+    limits |= {"read_timeout_s": args.read_timeout}
+    serve(args.model_dir, args.host, args.port, args.threads, args.workers, **limits)
     return 0
 
 
@@ -304,6 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-texts", type=int, default=256, help="texts per request")
     p.add_argument("--max-chars", type=int, default=10_000, help="characters per text")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    p.add_argument("--workers", type=int, default=1, help="server processes on one port")
+    p.add_argument("--max-queue", type=int, default=4096, help="texts waiting (then 503)")
+    p.add_argument("--max-connections", type=int, default=1024, help="open connections")
+    p.add_argument("--read-timeout", type=float, default=10.0, help="seconds to send a request")
     return parser
 
 

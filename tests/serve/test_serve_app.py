@@ -197,11 +197,13 @@ def test_settings_are_validated() -> None:
         ServeSettings(timeout_s=0)
 
 
-def test_missing_extra_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "uvicorn", None)
-    with pytest.raises(TinyStudentError, match="tinystudent\\[serve\\]"):
-        serve("anywhere")
-    assert "pip install" in INSTALL_HINT
+def test_missing_runtime_names_the_install(
+    export_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(TinyStudentError, match="pip install 'tinystudent\\[export\\]'"):
+        serve(str(export_dir))
+    assert "pip install 'tinystudent[serve]'" in INSTALL_HINT
 
 
 def _free_port() -> int:

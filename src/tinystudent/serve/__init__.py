@@ -1,7 +1,9 @@
-"""HTTP serving of an exported model (the optional `serve` extra: FastAPI + uvicorn).
+"""HTTP serving of an exported model.
 
-`tinystudent serve EXPORT_DIR` binds 127.0.0.1 by default; the app itself is
-`tinystudent.serve.app.create_app(predictor, settings)` for embedding or tests.
+`tinystudent serve EXPORT_DIR` runs the built-in asyncio server (`tinystudent.serve.http`;
+needs only the light runtime) on 127.0.0.1 by default, in one process or `--workers N`.
+For embedding in an existing ASGI stack there is also a FastAPI app with the same routes and
+limits, `tinystudent.serve.app.create_app(predictor, settings)` (the `serve` extra).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from tinystudent.serve.batcher import MicroBatcher, QueueFullError
 from tinystudent.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
-INSTALL_HINT = "serving needs FastAPI and uvicorn: pip install 'tinystudent[serve]'"
+INSTALL_HINT = "the FastAPI app needs FastAPI: pip install 'tinystudent[serve]'"
 
 
 def _is_loopback(host: str) -> bool:
@@ -32,33 +34,25 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     threads: int | None = None,
+    workers: int = 1,
     **limits: Any,
 ) -> None:
-    """Load the export in `model_dir` and serve it until interrupted; `limits` are
-    `ServeSettings` fields (max_texts, max_chars, timeout_s, ...)."""
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn
-    except ImportError as e:
-        raise TinyStudentError(INSTALL_HINT) from e
-    from tinystudent.inference import Predictor
-    from tinystudent.serve.app import create_app
+    """Load the export in `model_dir` and serve it until SIGINT/SIGTERM; `limits` are
+    `ServeSettings` fields (max_texts, max_chars, timeout_s, max_queue, ...)."""
+    from tinystudent.inference.predictor import _import_ort, read_export_meta
+    from tinystudent.serve import server
 
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise TinyStudentError(f"--workers: must be a whole number >= 1, got {workers!r}")
     try:
         cfg = ServeSettings(**limits)
     except ValueError as e:
         raise TinyStudentError(str(e)) from e
+    _import_ort()
+    read_export_meta(model_dir)  # a wrong directory fails here, once, not in every worker
     if not _is_loopback(host):
         log.warning("binding %s: the server has no authentication; put it behind a proxy", host)
-    app = create_app(Predictor.load(model_dir, threads=threads), cfg)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level="info",
-        timeout_keep_alive=5,
-        limit_concurrency=cfg.max_queue,  # past it uvicorn answers 503 at once
-    )
+    server.run(model_dir, host, port, threads, cfg, workers)
 
 
 __all__ = ["INSTALL_HINT", "MicroBatcher", "QueueFullError", "ServeSettings", "serve"]

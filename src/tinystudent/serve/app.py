@@ -1,4 +1,7 @@
-"""The HTTP app: POST /predict, GET /health, GET /metadata around a `Predictor`.
+"""A FastAPI app with the built-in server's routes and limits, for an existing ASGI stack.
+
+`tinystudent serve` does not use it (see `tinystudent.serve.http` for why); it shares the
+request parsing (`handling`), the micro-batcher and /metadata with the built-in server.
 
 Requests are bounded before any work is done (body bytes, number of texts, characters per
 text: 413; malformed JSON or wrong types: 422), bounded in time (504), and errors answer with
@@ -13,15 +16,16 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tinystudent.inference import Predictor
 from tinystudent.serve.batcher import MicroBatcher, QueueFullError
+from tinystudent.serve.handling import RequestError, parse_predict, render_predictions
+from tinystudent.serve.server import describe
 from tinystudent.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
@@ -43,20 +47,11 @@ class PredictResponse(BaseModel):
     predictions: list[LabelScore]
 
 
-class RequestError(Exception):
-    """An answer other than 200, with the message the client sees."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status)
-
-
-def _validation_message(e: ValidationError | RequestValidationError) -> str:
+def _validation_message(e: RequestValidationError) -> str:
     """The first problem, as `field: message` (the input itself is not echoed back)."""
     first = e.errors()[0]
     where = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or "body"
@@ -76,24 +71,12 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _check_limits(texts: list[str], settings: ServeSettings) -> None:
-    if len(texts) > settings.max_texts:
-        raise RequestError(
-            413, f"texts: {len(texts)} texts in one request; the limit is {settings.max_texts}"
-        )
-    for i, t in enumerate(texts):
-        if len(t) > settings.max_chars:
-            raise RequestError(
-                413, f"texts.{i}: {len(t)} characters; the limit is {settings.max_chars} per text"
-            )
-
-
 def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> FastAPI:
     """An app serving `predictor`; its micro-batcher runs for the app's lifespan."""
     cfg = settings or ServeSettings()
     batcher = MicroBatcher(predictor.predict_proba, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue)
     labels = predictor.label_names
-    card = predictor.card  # read once: the export directory does not change under a server
+    meta = describe(predictor, cfg)  # read once: the export does not change under a server
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -124,26 +107,18 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
         log.error("unhandled error on %s", request.url.path, exc_info=e)
         return _error(500, "internal error; see the server log")
 
-    async def _predict(request: Request) -> PredictResponse:
+    async def _predict(request: Request) -> Response:
         body = await _read_body(request, cfg.max_body_bytes)
+        texts = parse_predict(body, cfg)
         try:
-            req = PredictRequest.model_validate_json(body)
-        except ValidationError as e:
-            raise RequestError(422, _validation_message(e)) from None
-        _check_limits(req.texts, cfg)
-        try:
-            probs = await batcher.submit(req.texts)
+            future = batcher.submit(texts)
         except QueueFullError:
-            raise RequestError(503, "server busy: too many requests waiting; retry") from None
-        return PredictResponse(predictions=[_row(p) for p in probs])
-
-    def _row(p: np.ndarray) -> LabelScore:
-        best = int(p.argmax())
-        return LabelScore(
-            label=labels[best],
-            score=float(p[best]),
-            probs={n: float(v) for n, v in zip(labels, p)},
-        )
+            raise RequestError(503, "server busy: too many texts waiting; retry") from None
+        try:
+            probs = await future
+        finally:
+            future.cancel()  # a timed-out request leaves the queue
+        return Response(render_predictions(probs, labels), media_type="application/json")
 
     @app.post(
         "/predict",
@@ -160,7 +135,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
         try:
             return await asyncio.wait_for(_predict(request), cfg.timeout_s)
         except RequestError as e:
-            return _error(e.status, e.message)
+            return _error(e.status, e.message, e.headers)
         except asyncio.TimeoutError:
             return _error(504, f"request took longer than {cfg.timeout_s:g} s")
 
@@ -176,22 +151,6 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
 
     @app.get("/metadata")
     async def metadata() -> dict[str, Any]:
-        return {
-            "name": card.get("name"),
-            "kind": predictor.meta.get("kind"),
-            "variant": predictor.variant,
-            "labels": labels,
-            "teacher": card.get("teacher"),
-            "data": card.get("data"),
-            "metrics": card.get("metrics", {}),
-            "size_bytes": card.get("size_bytes"),
-            "latency": card.get("latency"),
-            "limits": {
-                "max_texts": cfg.max_texts,
-                "max_chars": cfg.max_chars,
-                "max_body_bytes": cfg.max_body_bytes,
-                "timeout_s": cfg.timeout_s,
-            },
-        }
+        return meta
 
     return app

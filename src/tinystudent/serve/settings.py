@@ -2,29 +2,53 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """Every limit is per request except `max_batch` (texts per model call) and `max_queue`
-    (requests waiting for the model): together they bound memory and latency under load."""
+    """`max_texts`, `max_chars` and `timeout_s` are per request; the rest bound the whole
+    process, so that memory and latency stay bounded however many clients come:
+
+    - `max_batch`: texts per model call; `max_wait_ms`: how long a batch may wait for more
+      requests once the model is free (0: none; batches still form while the model runs).
+    - `max_queue`: texts waiting for the model (past it: 503).
+    - `max_connections`: open connections (past it: 503 and close).
+    - `max_pending_bytes`: request bodies held at once, declared sizes summed (past it: 503).
+    - `read_timeout_s`: a request's head and body must arrive within it from its first byte
+      (slow clients: 408); `keepalive_s`: an idle connection is closed after it.
+    - `max_header_bytes`: request line and headers (past it: 431).
+    """
 
     max_texts: int = 256
     max_chars: int = 10_000
     timeout_s: float = 10.0
     max_batch: int = 64
-    max_wait_ms: float = 2.0
-    max_queue: int = 1024
+    max_wait_ms: float = 0.0
+    max_queue: int = 4096
+    max_connections: int = 1024
+    max_pending_bytes: int = 64 * 1024 * 1024
+    read_timeout_s: float = 10.0
+    keepalive_s: float = 5.0
+    max_header_bytes: int = 16 * 1024
 
     def __post_init__(self) -> None:
-        for name in ("max_texts", "max_chars", "max_batch", "max_queue"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')}: must be >= 1")
-        if self.timeout_s <= 0:
-            raise ValueError("--timeout: must be > 0 seconds")
-        if self.max_wait_ms < 0:
-            raise ValueError("max_wait_ms: must be >= 0")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            flag = "--" + f.name.removesuffix("_s").replace("_", "-")
+            if f.name == "max_wait_ms":
+                if value < 0:
+                    raise ValueError(f"{flag}: must be >= 0")
+            elif f.name.endswith("_s"):
+                if value <= 0:
+                    raise ValueError(f"{flag}: must be > 0 seconds")
+            elif value < 1:
+                raise ValueError(f"{flag}: must be >= 1")
+        if self.max_pending_bytes < self.max_body_bytes:
+            raise ValueError(
+                f"--max-pending-bytes: {self.max_pending_bytes} is below one full request "
+                f"({self.max_body_bytes} bytes for --max-texts and --max-chars)"
+            )
 
     @property
     def max_body_bytes(self) -> int:
