@@ -3,7 +3,7 @@
     python bench/render_readme.py [--demo runs/demo]
 
 Fills the blocks between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers:
-`demo-report` from a demo run's report.md; `students`, `serve`, `embeddings`, `generation`,
+`demo-report` from a demo run's report.md; `students`, `serve`, `pqrnn`, `embeddings`, `generation`,
 `teachers` and `rationale` from bench/results/<name>.json; `bench-rt` and `bench-bbc` from
 the protocols' rt.json and bbc.json (written by bench/protocol.py, i.e. `make bench`).
 A block whose source is missing is left as it is.
@@ -137,6 +137,49 @@ def _http_lines(doc: dict[str, Any]) -> str:
         "Server CPU per request is the server processes' CPU time (model included) over the "
         "valid-only phase; in brackets the model's own share, timed inside its thread."
     )
+    return "\n".join(lines) + "\n"
+
+
+def pqrnn_block(path: Path) -> str:
+    """bench/pqrnn.py: the fused pQRNN kernel against the reference, every path."""
+    doc = json.loads(path.read_text())
+    env, tr, step = doc["environment"], doc["training"], doc["training_step"]
+    rows = doc["runtime"]
+    lines = [
+        f"A default pQRNN trained on Rotten Tomatoes gold labels ({doc['data']['train']:,} "
+        f"texts, {tr['fused']['epochs']} epochs), timed through the light runtime on "
+        f"{doc['data']['test']:,} held-out texts, tokenisation included; reference = the full "
+        "ONNX graph, fused = the numba kernel (`Predictor.load(..., kernel=...)`). Generated "
+        f"from `bench/results/pqrnn.json` (`{env['command']}`, commit "
+        f"{(env['git_commit'] or 'unknown')[:8]}, {env['machine']['cpus']} CPUs).",
+        "",
+        "| path | threads | texts/s at batch 256 | x reference | batch-1 p50 ms | p95 ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows.values():
+        base = rows[f"reference {r['variant']} threads={r['threads']}"]["throughput_tps"]
+        lines.append(
+            f"| {r['kernel']} {r['variant']} | {r['threads']} | {r['throughput_tps']:,.0f} | "
+            f"{r['throughput_tps'] / base:.1f} | {r['p50_ms']:.3f} | {r['p95_ms']:.3f} |"
+        )
+    par = doc["parity"]
+    lines += [
+        "",
+        f"Fused vs reference on the test split: fp32 max |diff p| "
+        f"{par['fp32']['fused_vs_reference_max_abs_diff']:.1e}; int8 agrees with fp32 on "
+        f"{100 * par['int8']['fused_agreement_with_fp32']:.1f}% (fused) and "
+        f"{100 * par['int8']['reference_agreement_with_fp32']:.1f}% (reference). Front end "
+        "alone, texts/s at batch 256: "
+        + "; ".join(f"{k} {v:,.0f}" for k, v in doc["preprocess_tps"].items())
+        + ".",
+        "",
+        f"Training (student option `kernel`), 1 thread, batch {step['batch_size']}: "
+        f"{step['step_ms']['reference']:.0f} ms per step with the reference ops, "
+        f"{step['step_ms']['fused']:.0f} ms fused (**x{step['speedup']:.2f}**, interleaved "
+        f"over {step['steps']} batches); test accuracy after training "
+        f"{tr['reference']['accuracy']:.3f} (reference) vs {tr['fused']['accuracy']:.3f} "
+        f"(fused), {tr['reference']['seconds']:.0f} s vs {tr['fused']['seconds']:.0f} s.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -310,6 +353,9 @@ def main() -> int:
     serve = ROOT / "bench" / "results" / "serve.json"
     if serve.exists():
         text = replace_block(text, "serve", serve_block(serve))
+    pqrnn = ROOT / "bench" / "results" / "pqrnn.json"
+    if pqrnn.exists() and "<!-- pqrnn:start -->" in text:
+        text = replace_block(text, "pqrnn", pqrnn_block(pqrnn))
     embeddings = ROOT / "bench" / "results" / "embeddings.json"
     if embeddings.exists():
         text = replace_block(text, "embeddings", embeddings_block(embeddings))

@@ -74,7 +74,11 @@ def _latency(out: Path, texts: list[str]) -> dict[str, Any]:
     from tinystudent.evaluate.speed import latency_ms, throughput_tps
 
     predictor = Predictor.load(out, threads=LATENCY_THREADS)
-    row: dict[str, Any] = {"variant": predictor.variant, "threads": LATENCY_THREADS}
+    row: dict[str, Any] = {
+        "variant": predictor.variant,
+        "kernel": predictor.kernel,
+        "threads": LATENCY_THREADS,
+    }
     row.update(latency_ms(predictor.predict_proba, texts, n=200))
     row["throughput_tps"] = throughput_tps(predictor.predict_proba, texts, min_seconds=1.0)
     return row

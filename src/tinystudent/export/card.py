@@ -116,7 +116,8 @@ def render_card(card: dict[str, Any]) -> str:
     lat = card.get("latency")
     if lat:
         lines.append(
-            f"- {lat['variant']} graph, {lat['threads']} thread, onnxruntime, tokenisation "
+            f"- {lat['variant']} graph, {lat['threads']} thread, "
+            f"{'fused kernel + ' if lat.get('kernel') == 'fused' else ''}onnxruntime, tokenisation "
             f"included: batch 1 p50 {lat['p50_ms']:.3f} ms, p95 {lat['p95_ms']:.3f} ms; "
             f"batch 256 {lat['throughput_tps']:,.0f} texts/s"
         )

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from tinystudent.errors import TinyStudentError
+from tinystudent.export.fused_graph import check_fused, export_fused, is_fused_kind
 from tinystudent.export.traceable import traceable_ops
 from tinystudent.inference.predictor import FORMAT, FORMAT_VERSION, PREPROCESS_FILE
 from tinystudent.inference.preprocess import HashProjection, Preprocessor, Vocab
@@ -241,18 +242,21 @@ def export_onnx(
         p8 = _probs(_session(out / MODEL_INT8), pre, texts)
         facts["int8_agreement_with_fp32"] = float((p32.argmax(1) == p8.argmax(1)).mean())
         facts["int8_max_abs_diff"] = float(np.abs(p32 - p8).max())
-    facts["size_bytes"] = {name: (out / name).stat().st_size for name in models.values()}
-    write_json(
-        out / PREPROCESS_FILE,
-        {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "kind": student.kind,
-            "label_names": student.label_names,
-            "inputs": input_names,
-            "outputs": OUTPUTS,
-            "models": models,
-            "preprocessing": spec,
-        },
-    )
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": student.kind,
+        "label_names": student.label_names,
+        "inputs": input_names,
+        "outputs": OUTPUTS,
+        "models": models,
+        "preprocessing": spec,
+    }
+    written = list(models.values())
+    if is_fused_kind(student):
+        meta["fused"] = export_fused(student, out, int8)
+        written += list(meta["fused"]["models"].values())
+        facts.update(check_fused(student, out, meta, batches, texts, fp32, pre, tolerance))
+    facts["size_bytes"] = {name: (out / name).stat().st_size for name in written}
+    write_json(out / PREPROCESS_FILE, meta)
     return facts

@@ -22,6 +22,9 @@ CARD_FILE = "card.json"
 FORMAT = "tinystudent-onnx"
 FORMAT_VERSION = 1
 Variant = Literal["auto", "fp32", "int8"]
+# "fused": the pQRNN's numba kernel (tinystudent.inference.fused); "reference": the full graph;
+# "auto": fused where the export has it and numba is installed, else the full graph.
+Kernel = Literal["auto", "fused", "reference"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,27 @@ def read_export_meta(model_dir: str | Path) -> dict[str, Any]:
     return meta
 
 
+def _fused_runner(
+    root: Path, meta: dict[str, Any], variant: str, threads: int | None, kernel: str
+) -> Any | None:
+    """The fused kernel's runner when `kernel` asks for it (or "auto" and it can run)."""
+    if kernel not in ("auto", "fused", "reference"):
+        raise TinyStudentError(f"kernel: expected auto, fused or reference, got {kernel!r}")
+    if kernel == "reference":
+        return None
+    from tinystudent.inference.fused import FusedPQRNN, load_kernels
+
+    has = variant in meta.get("fused", {}).get("models", {})
+    if kernel == "fused" and not has:
+        raise TinyStudentError(
+            f"{root}: no fused {variant} graph here (only pQRNN exports have one; re-export "
+            "with this version)"
+        )
+    if not has or (kernel == "auto" and load_kernels() is None):
+        return None
+    return FusedPQRNN(root, meta, variant, threads)
+
+
 class Predictor:
     """Texts in, probabilities out. Build with `Predictor.load(export_dir)`."""
 
@@ -72,6 +96,7 @@ class Predictor:
         meta: dict[str, Any],
         model_dir: Path,
         variant: str,
+        fused: Any | None = None,
     ) -> None:
         self.session = session
         self.preprocessor = preprocessor
@@ -79,13 +104,20 @@ class Predictor:
         self.meta = meta
         self.model_dir = model_dir
         self.variant = variant
+        self.fused = fused
+        self.kernel = "fused" if fused is not None else "reference"
 
     @classmethod
     def load(
-        cls, model_dir: str | Path, variant: Variant = "auto", threads: int | None = None
+        cls,
+        model_dir: str | Path,
+        variant: Variant = "auto",
+        threads: int | None = None,
+        kernel: Kernel = "auto",
     ) -> Predictor:
         """`variant="auto"` takes the int8 graph when the export has one. `threads` pins
-        onnxruntime's intra-op threads (None: all cores)."""
+        onnxruntime's (and the fused kernel's) intra-op threads (None: all cores). `kernel`
+        picks the pQRNN's fused kernel or the full graph (see `Kernel`)."""
         ort = _import_ort()
         root = Path(model_dir)
         meta = read_export_meta(root)
@@ -102,7 +134,8 @@ class Predictor:
             str(root / models[chosen]), sess_options=opts, providers=["CPUExecutionProvider"]
         )
         pre = Preprocessor(meta["preprocessing"], meta["inputs"], root)
-        return cls(session, pre, meta["label_names"], meta, root, chosen)
+        fused = _fused_runner(root, meta, chosen, threads, kernel)
+        return cls(session, pre, meta["label_names"], meta, root, chosen, fused)
 
     @property
     def card(self) -> dict[str, Any]:
@@ -120,8 +153,11 @@ class Predictor:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
-            feeds = self.preprocessor([texts[j] for j in idx])
-            out[idx] = self.session.run(["probs"], feeds)[0]
+            batch = [texts[j] for j in idx]
+            if self.fused is not None:
+                out[idx] = self.fused(batch)
+            else:
+                out[idx] = self.session.run(["probs"], self.preprocessor(batch))[0]
         return out
 
     def predict(self, texts: list[str], batch_size: int = 256) -> list[Prediction]:

@@ -77,6 +77,11 @@ class HashProjection:
         neg = bits[:, self.features : 2 * self.features].astype(np.int8)
         return pos - neg
 
+    def compute(self, tokens: list[str]) -> np.ndarray:
+        """[len(tokens), features] int8, bypassing the memo (for callers that cache further
+        down the model, like the fused pQRNN's token table)."""
+        return self._compute(tokens)
+
     def vectors(self, tokens: list[str]) -> np.ndarray:
         """[len(tokens), features] int8 in {-1, 0, 1}."""
         new = [t for t in dict.fromkeys(tokens) if t not in self._memo]

@@ -6,12 +6,14 @@ so the model stays a few hundred thousand parameters whatever the vocabulary.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
 from torch import nn
 
+from tinystudent.errors import TinyStudentError
+from tinystudent.students import qrnn_fused
 from tinystudent.students.base import Student, StudentConfig, StudentOutput
 from tinystudent.students.hashing import HashProjection
 from tinystudent.students.qrnn import BiQRNN
@@ -28,6 +30,11 @@ class PQRNNConfig(StudentConfig):
     max_tokens: int = Field(64, ge=1)
     lowercase: bool = True
     hash_seed: int = Field(0, ge=0)
+    kernel: Literal["auto", "fused", "reference"] = Field(
+        "auto",
+        description="QRNN gates + fo-pool: the numba kernel (fused; needs tinystudent[fast]), "
+        "the tensor-op reference, or fused when numba is installed (auto)",
+    )
 
 
 class PQRNN(Student):
@@ -40,7 +47,14 @@ class PQRNN(Student):
         self.projection = HashProjection(cfg.features, cfg.hash_seed)
         self.bottleneck = nn.Sequential(nn.Linear(cfg.features, cfg.bottleneck), nn.ReLU())
         dims = [cfg.bottleneck] + [2 * cfg.hidden] * (cfg.layers - 1)
-        self.qrnn = nn.ModuleList(BiQRNN(d, cfg.hidden, cfg.window, cfg.zoneout) for d in dims)
+        if cfg.kernel == "fused" and not qrnn_fused.available():
+            raise TinyStudentError(
+                "student.kernel: fused needs numba: pip install 'tinystudent[fast]'"
+            )
+        fused = cfg.kernel != "reference"
+        self.qrnn = nn.ModuleList(
+            BiQRNN(d, cfg.hidden, cfg.window, cfg.zoneout, fused) for d in dims
+        )
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(4 * cfg.hidden, len(label_names))
 

@@ -1,0 +1,232 @@
+"""The fused pQRNN against the reference, side by side in one run: training and inference.
+
+A pQRNN (default config) is trained on Rotten Tomatoes with the gold labels (no teacher: the
+point is speed and parity, and gold labels are the cheapest real signal), once with each
+training kernel; then the fused-trained student is exported (fp32 + int8) and the light
+runtime is timed for every path: kernel (reference = the full ONNX graph, fused = the numba
+kernel), variant (fp32, int8) and threads (1, all), tokenisation included. Training speed is
+per step, the two kernels interleaved batch by batch (best of 3 per batch), so a busy
+machine slows both alike. The preprocessing stage (tokenise + hash) is timed on its own.
+
+Writes bench/results/pqrnn.json (with the machine, versions and command).
+
+    python bench/pqrnn.py [--quick] [--out bench/results/pqrnn.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, environment  # noqa: E402
+
+from tinystudent.data.builtin import load_rotten_tomatoes  # noqa: E402
+from tinystudent.evaluate import classification_metrics  # noqa: E402
+from tinystudent.evaluate.speed import latency_ms, throughput_tps, torch_threads  # noqa: E402
+from tinystudent.export import export_onnx  # noqa: E402
+from tinystudent.inference import Predictor  # noqa: E402
+from tinystudent.students import Student, build_student  # noqa: E402
+from tinystudent.train import TrainConfig, train_student  # noqa: E402
+
+LABELS = ["fresh", "rotten"]
+
+
+def step_times(
+    texts: list[str], labels: list[int], batch_size: int, batches: int
+) -> dict[str, Any]:
+    """Seconds per training step (forward, backward, AdamW) of each kernel on the same batches,
+    interleaved; summed over `batches` length-bucketed batches: one epoch's share."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    random.Random(0).shuffle(groups)
+    groups = groups[:batches]
+    models = {}
+    for kernel in ("reference", "fused"):
+        torch.manual_seed(0)
+        student = build_student("pqrnn", {"kernel": kernel}, LABELS)
+        student.train()
+        models[kernel] = (student, torch.optim.AdamW(student.parameters(), lr=3e-3))
+
+    def step(kernel: str, idx: list[int]) -> float:
+        student, opt = models[kernel]
+        y = torch.tensor([labels[i] for i in idx])
+        start = time.perf_counter()
+        logits = student(**student.featurize([texts[i] for i in idx])).logits
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return time.perf_counter() - start
+
+    for kernel in models:  # compile / warm up
+        step(kernel, groups[0])
+    total = dict.fromkeys(models, 0.0)
+    for r, idx in enumerate(groups):
+        best = dict.fromkeys(models, float("inf"))
+        for rep in range(3):
+            for kernel in ("reference", "fused") if (r + rep) % 2 == 0 else ("fused", "reference"):
+                best[kernel] = min(best[kernel], step(kernel, idx))
+        for kernel in models:
+            total[kernel] += best[kernel]
+    steps = len(groups)
+    return {
+        "batch_size": batch_size,
+        "steps": steps,
+        "step_ms": {k: 1000 * v / steps for k, v in total.items()},
+        "speedup": total["reference"] / total["fused"],
+    }
+
+
+def train(kernel: str, texts: list[str], labels: list[int], epochs: int) -> tuple[Student, float]:
+    torch.manual_seed(0)
+    student = build_student("pqrnn", {"kernel": kernel}, LABELS)
+    probs = np.eye(len(LABELS), dtype=np.float32)[labels]
+    start = time.perf_counter()
+    train_student(student, texts, probs, labels, TrainConfig(epochs=epochs, patience=epochs))
+    return student.eval(), time.perf_counter() - start
+
+
+def runtime_rows(
+    export_dir: Path, texts: list[str], latency_n: int, seconds: float, rounds: int
+) -> dict[str, Any]:
+    """Every (kernel, variant, threads) path; the grid is run `rounds` times, best kept."""
+    rows: dict[str, Any] = {}
+    cores = os.cpu_count() or 1
+    for _ in range(rounds):
+        for threads in (1, cores):
+            for variant in ("fp32", "int8"):
+                for kernel in ("reference", "fused"):
+                    p = Predictor.load(export_dir, variant, threads=threads, kernel=kernel)  # type: ignore[arg-type]
+                    row = latency_ms(p.predict_proba, texts, n=latency_n)
+                    row["throughput_tps"] = throughput_tps(
+                        p.predict_proba, texts, min_seconds=seconds
+                    )
+                    key = f"{kernel} {variant} threads={threads}"
+                    old = rows.get(key)
+                    if old is None or row["throughput_tps"] > old["throughput_tps"]:
+                        rows[key] = {
+                            "kernel": kernel,
+                            "variant": variant,
+                            "threads": threads,
+                            **row,
+                            "p50_ms": min(row["p50_ms"], (old or row)["p50_ms"]),
+                        }
+    return rows
+
+
+def preprocess_rows(export_dir: Path, texts: list[str], seconds: float) -> dict[str, float]:
+    """Texts/s of the front end alone at batch 256: the reference's tokenise + hash + pad
+    (warm memo), and the fused runtime's tokenise + token-table lookup (warm and cold)."""
+    ref = Predictor.load(export_dir, "fp32", threads=1, kernel="reference").preprocessor
+    fused = Predictor.load(export_dir, "fp32", threads=1, kernel="fused").fused
+    from tinystudent.inference.preprocess import tokenize
+
+    def fused_front(batch: list[str]) -> None:
+        toks = [tokenize(t, fused.lowercase)[: fused.max_tokens] or [""] for t in batch]
+        fused._lookup([t for tk in toks for t in tk])
+
+    def cold_front(batch: list[str]) -> None:
+        fused.clear_cache()
+        fused_front(batch)
+
+    def cold_hash(batch: list[str]) -> None:
+        ref.projection._memo.clear()
+        ref(batch)
+
+    return {
+        "reference tokenise+hash+pad (warm memo)": throughput_tps(ref, texts, min_seconds=seconds),
+        "reference tokenise+hash+pad (cold memo)": throughput_tps(
+            cold_hash, texts, min_seconds=seconds
+        ),
+        "fused tokenise+table lookup (warm table)": throughput_tps(
+            fused_front, texts, min_seconds=seconds
+        ),
+        "fused tokenise+hash+table rows (cold table)": throughput_tps(
+            cold_front, texts, min_seconds=seconds
+        ),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small budgets, for a smoke test")
+    ap.add_argument("--out", default=str(RESULTS / "pqrnn.json"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    ds = load_rotten_tomatoes()
+    order = list(range(len(ds.texts)))
+    random.Random(0).shuffle(order)
+    n_test = len(order) // 5  # a fixed 20% held out; every other labelled text trains
+    test_idx, train_idx = order[:n_test], order[n_test:]
+    if args.quick:
+        test_idx, train_idx = test_idx[:300], train_idx[:1200]
+    texts, labels = [ds.texts[i] for i in train_idx], [ds.labels[i] for i in train_idx]
+    test_texts, test_labels = [ds.texts[i] for i in test_idx], [ds.labels[i] for i in test_idx]
+    epochs = 1 if args.quick else 3
+    result: dict[str, Any] = {"benchmark": "pqrnn", "quick": args.quick}
+    result["data"] = {"dataset": "rotten_tomatoes", "train": len(texts), "test": len(test_texts)}
+
+    print("[bench] training step time, reference vs fused ...", flush=True)
+    with torch_threads(1):
+        result["training_step"] = step_times(texts, labels, 64, 8 if args.quick else 60)
+    print(f"  {result['training_step']}", flush=True)
+    trained: dict[str, Any] = {}
+    students = {}
+    for kernel in ("reference", "fused"):
+        with torch_threads(1):
+            students[kernel], secs = train(kernel, texts, labels, epochs)
+        p = students[kernel].predict_proba(test_texts)
+        trained[kernel] = {
+            "seconds": secs,
+            "epochs": epochs,
+            **classification_metrics(test_labels, p),
+        }
+        print(f"  trained with {kernel}: {trained[kernel]}", flush=True)
+    result["training"] = trained
+
+    with tempfile.TemporaryDirectory() as tmp:
+        export_dir = Path(tmp) / "export"
+        facts = export_onnx(students["fused"], export_dir, int8=True, check_texts=test_texts)
+        result["export"] = facts
+        ref32 = Predictor.load(export_dir, "fp32", kernel="reference").predict_proba(test_texts)
+        parity: dict[str, Any] = {}
+        for variant in ("fp32", "int8"):
+            got = Predictor.load(export_dir, variant, kernel="fused").predict_proba(test_texts)  # type: ignore[arg-type]
+            ref = Predictor.load(export_dir, variant, kernel="reference").predict_proba(test_texts)  # type: ignore[arg-type]
+            parity[variant] = {
+                "fused_vs_reference_max_abs_diff": float(np.abs(got - ref).max()),
+                "fused_agreement_with_fp32": float((got.argmax(1) == ref32.argmax(1)).mean()),
+                "reference_agreement_with_fp32": float((ref.argmax(1) == ref32.argmax(1)).mean()),
+            }
+        result["parity"] = parity
+        print(f"  parity {parity}", flush=True)
+        speed_texts = test_texts[:512]
+        seconds = 0.5 if args.quick else 2.0
+        result["preprocess_tps"] = preprocess_rows(export_dir, speed_texts, seconds)
+        print(f"  preprocess {result['preprocess_tps']}", flush=True)
+        result["runtime"] = runtime_rows(
+            export_dir, speed_texts, 50 if args.quick else 500, seconds, 1 if args.quick else 2
+        )
+    for key, row in result["runtime"].items():
+        print(f"  {key}: {row['throughput_tps']:,.0f} texts/s, p50 {row['p50_ms']:.3f} ms")
+    result["environment"] = environment()
+    result["load_average_after"] = os.getloadavg()
+    from tinystudent.io import write_json
+
+    write_json(args.out, result)
+    print(f"[bench] wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

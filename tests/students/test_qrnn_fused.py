@@ -1,0 +1,121 @@
+"""The fused QRNN training kernel: same outputs and gradients as the tensor-op reference."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tinystudent.errors import TinyStudentError
+from tinystudent.students import build_student, qrnn_fused
+from tinystudent.students.qrnn import CHUNK, BiQRNN
+
+pytest.importorskip("numba")
+LABELS = ["neg", "pos"]
+TINY = {"features": 64, "bottleneck": 16, "hidden": 8, "layers": 2, "dropout": 0.0}
+
+
+def _pair(window: int) -> tuple[BiQRNN, BiQRNN]:
+    torch.manual_seed(window)
+    ref = BiQRNN(6, 5, window=window, fused=False)
+    fused = BiQRNN(6, 5, window=window, fused=True)
+    fused.load_state_dict(ref.state_dict())
+    return ref, fused
+
+
+@pytest.mark.parametrize("window", [1, 2, 3])
+@pytest.mark.parametrize("length", [1, 2, CHUNK, CHUNK + 1, 3 * CHUNK + 5, 300])
+def test_fused_layer_matches_outputs_and_gradients(window: int, length: int) -> None:
+    ref, fused = _pair(window)
+    g = torch.Generator().manual_seed(length)
+    x = 2 * torch.randn(4, length, 6, generator=g)
+    lengths = [length, max(1, length // 2), 1, max(1, length - 3)]
+    mask = (torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]).float()
+    x = x * mask.unsqueeze(-1)  # padding is zero, as the pQRNN makes it
+    weight = torch.randn(4, length, 10, generator=g)
+    outs, grads = [], []
+    for layer in (ref, fused):
+        xi = x.clone().requires_grad_(True)
+        h = layer(xi, mask)
+        (h * weight).sum().backward()
+        outs.append(h.detach())
+        grads.append([xi.grad] + [p.grad for p in layer.parameters()])
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=1e-4)
+    for got, want in zip(grads[1], grads[0]):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-3)
+
+
+def test_fused_gradients_pass_gradcheck_through_hard_resets() -> None:
+    """Gate values far past the clamp of log f (e^-5): the kernel's gradient is the
+    derivative of what it computes (finite differences, float32 tolerance)."""
+    g = torch.Generator().manual_seed(0)
+    gates = 4 * torch.randn(2, 7, 9, generator=g)
+    gates[:, :, 3:6] -= 6.0  # forget gates mostly below e^-5
+    m = torch.ones(2, 7)
+    m[1, 5:] = 0
+    zone = torch.rand(2, 7, 3, generator=g) > 0.3
+    gates.requires_grad_(True)
+    h = qrnn_fused.fused_fo_pool(gates, m, zone, reverse=True)
+    w = torch.randn(h.shape, generator=g)
+    (h * w).sum().backward()
+    eps = 1e-2
+    flat = gates.detach().clone().view(-1)
+    for i in range(0, flat.numel(), 7):
+        plus, minus = flat.clone(), flat.clone()
+        plus[i] += eps
+        minus[i] -= eps
+        f = [
+            (qrnn_fused.fused_fo_pool(v.view(gates.shape), m, zone, reverse=True) * w).sum()
+            for v in (plus, minus)
+        ]
+        assert abs(float((f[0] - f[1]) / (2 * eps)) - float(gates.grad.view(-1)[i])) < 2e-2
+
+
+def _student(kernel: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_student("pqrnn", {**TINY, "kernel": kernel}, LABELS)
+
+
+def test_pqrnn_training_step_is_the_same_with_either_kernel() -> None:
+    texts = ["a good movie", "", "dull , dull , dull !", "words " * 80, "fine"]
+    y = torch.tensor([1, 0, 0, 1, 1])
+    losses, grads = [], []
+    for kernel in ("reference", "fused"):
+        student = _student(kernel)
+        student.train()
+        for layer in student.qrnn:  # zoneout is random; compare the deterministic part
+            layer.fwd.zoneout = layer.bwd.zoneout = 0.0
+        loss = torch.nn.functional.cross_entropy(student(**student.featurize(texts)).logits, y)
+        loss.backward()
+        losses.append(float(loss.detach()))
+        grads.append({n: p.grad.clone() for n, p in student.named_parameters()})
+    assert abs(losses[0] - losses[1]) < 1e-5
+    for name, want in grads[0].items():
+        torch.testing.assert_close(grads[1][name], want, atol=1e-5, rtol=1e-3, msg=name)
+
+
+def test_zoneout_runs_in_the_fused_kernel_and_only_in_training() -> None:
+    student = _student("fused")
+    feats = student.featurize(["a good movie and a fine plot"] * 4)
+    student.train()
+    a, b = student(**feats).logits, student(**feats).logits
+    assert not torch.allclose(a, b)  # zoneout draws differ
+    student.eval()
+    np.testing.assert_allclose(
+        student(**feats).logits.detach(),
+        _student("reference").eval()(**feats).logits.detach(),
+        atol=1e-5,
+    )
+
+
+def test_kernel_fused_without_numba_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "numba", None)
+    monkeypatch.delitem(sys.modules, "tinystudent.students.qrnn_fused_kernels", raising=False)
+    monkeypatch.setattr(qrnn_fused, "_kernels", None)
+    with pytest.raises(TinyStudentError, match=r"tinystudent\[fast\]"):
+        _student("fused")
+    auto = _student("auto")  # falls back to the reference ops
+    out = auto(**auto.featurize(["still works"])).logits
+    assert out.shape == (1, 2) and torch.isfinite(out).all()
