@@ -113,7 +113,7 @@ def resolved(model: BaseModel) -> dict[str, Any]:
             kind = getattr(model.teacher, "kind", "finetune")
             data["teacher"] = {"kind": kind, **data["teacher"]}
         else:
-            data.pop("teacher")
+            data.pop("teacher", None)
             data["teachers"] = [_flat_member(m) for m in data["teachers"]]
             if data["amalgamation"] is None:
                 data.pop("amalgamation")

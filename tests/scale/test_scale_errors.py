@@ -32,7 +32,7 @@ def test_job_checks(tmp_path: Path) -> None:
         write_job(tmp_path, "pqrnn", {}, ["a", "b"], ["x"], probs, None, TrainConfig())
     job = write_job(tmp_path / "j", "pqrnn", {}, ["a", "b"], ["x", "y"], probs, None, TrainConfig())
     (job / "job.json").write_text(
-        (job / "job.json").read_text().replace('"format": 1', '"format": 9')
+        (job / "job.json").read_text().replace('"format": 2', '"format": 9')
     )
     with pytest.raises(ValueError, match="job format 9"):
         run_worker(job, tmp_path / "out")
