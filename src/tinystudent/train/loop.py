@@ -180,138 +180,218 @@ def train_student(
     labels = labels if labels is not None else [-1] * len(texts)
     if not (len(texts) == len(signals.probs) == len(labels)):
         raise ValueError("texts, teacher probabilities and labels must have the same length")
+    run = _Run.begin(student, texts, signals, labels, cfg, strategy, checkpoint_dir)
+    for epoch in range(run.done + 1, (run.done if run.state.stopped else cfg.epochs) + 1):
+        run.epoch(epoch)
+        if run.state.stopped:
+            break
+    run.bar.close()
+    student.load_state_dict(run.state.best_state)
+    student.eval()
+    result = run.result
+    result.best_val_agreement = run.state.best_score if run.val_idx else float("nan")
+    result.seconds = time.perf_counter() - run.started
+    return result
 
-    # Hold out unlabelled transfer texts for model selection (gold rows always train).
-    train_idx, val_idx = holdout_split(labels, cfg)
-    my_val = strategy.val_share(val_idx)
-    student.fit_preprocessing([texts[i] for i in train_idx])
-    dev = strategy.device
-    student.to(dev)
-    objectives = build_objectives(cfg, student, signals, texts[:2], dev)
-    key = fingerprint(
-        "student",
-        student.kind,
-        student.cfg.model_dump(),
-        student.preprocessing_state(),
-        student.state_dict(),
-        [o.state_dict() for o in objectives],
-        cfg.model_dump(mode="json"),
-        texts,
-        signals.probs,
-        signals.embeddings if signals.embeddings is not None else "no embeddings",
-        labels,
-    )
-    model = strategy.wrap(student)
-    params = list(student.parameters()) + [p for o in objectives for p in o.parameters()]
-    opt, sched = optimizer_and_schedule(params, cfg, len(train_idx))
-    probs_t = torch.from_numpy(signals.probs).to(dev)
-    emb_t = None if signals.embeddings is None else torch.from_numpy(signals.embeddings).to(dev)
-    labels_t = torch.tensor(labels, dtype=torch.long, device=dev)
-    steps_per_epoch = epoch_steps(len(train_idx), cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
-    gen = torch.Generator().manual_seed(cfg.seed)
-    lengths = [len(t) for t in texts]
-    result = TrainResult()
-    state = _Progress(best_state=copy.deepcopy(student.state_dict()))
-    start = time.perf_counter()
-    ckpt = open_checkpoint(checkpoint_dir, key)
-    saved: dict[str, Any] | None = ckpt.load() if ckpt else None
-    if saved is not None:
-        student.load_state_dict(saved["model"])
-        for o, s in zip(objectives, saved["objectives"]):
+
+@dataclass
+class _Run:
+    """One training run's fixed pieces and moving state; `epoch` is the hot loop."""
+
+    student: Student
+    texts: list[str]
+    signals: TeacherSignals
+    labels: list[int]
+    cfg: TrainConfig
+    strategy: Strategy
+    objectives: list[Objective]
+    model: torch.nn.Module
+    params: list[torch.nn.Parameter]
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    train_idx: list[int]
+    val_idx: list[int]
+    gen: torch.Generator
+    ckpt: Any
+    state: _Progress
+    result: TrainResult
+    started: float
+    bar: Any
+    total: int
+    step: int = 0
+
+    @property
+    def done(self) -> int:
+        return len(self.result.history)
+
+    @classmethod
+    def begin(
+        cls,
+        student: Student,
+        texts: list[str],
+        signals: TeacherSignals,
+        labels: list[int],
+        cfg: TrainConfig,
+        strategy: Strategy,
+        checkpoint_dir: str | Path | None,
+    ) -> _Run:
+        """Hold-out split, preprocessing, objectives, optimizer; restore a checkpoint."""
+        # Hold out unlabelled transfer texts for model selection (gold rows always train).
+        train_idx, val_idx = holdout_split(labels, cfg)
+        student.fit_preprocessing([texts[i] for i in train_idx])
+        student.to(strategy.device)
+        objectives = build_objectives(cfg, student, signals, texts[:2], strategy.device)
+        key = fingerprint(
+            "student",
+            student.kind,
+            student.cfg.model_dump(),
+            student.preprocessing_state(),
+            student.state_dict(),
+            [o.state_dict() for o in objectives],
+            cfg.model_dump(mode="json"),
+            texts,
+            signals.probs,
+            signals.embeddings if signals.embeddings is not None else "no embeddings",
+            labels,
+        )
+        model = strategy.wrap(student)
+        params = list(student.parameters()) + [p for o in objectives for p in o.parameters()]
+        opt, sched = optimizer_and_schedule(params, cfg, len(train_idx))
+        steps_per_epoch = epoch_steps(len(train_idx), cfg.batch_size)
+        run = cls(
+            student,
+            texts,
+            signals,
+            labels,
+            cfg,
+            strategy,
+            objectives,
+            model,
+            params,
+            opt,
+            sched,
+            train_idx,
+            val_idx,
+            torch.Generator().manual_seed(cfg.seed),
+            open_checkpoint(checkpoint_dir, key),
+            _Progress(best_state=copy.deepcopy(student.state_dict())),
+            TrainResult(),
+            time.perf_counter(),
+            None,
+            cfg.epochs * steps_per_epoch,
+        )
+        run.restore()
+        run.step = run.done * steps_per_epoch
+        run.bar = tqdm(
+            total=run.total,
+            initial=run.step,
+            desc=f"student {student.kind}",
+            unit="step",
+            disable=not strategy.is_main,
+        )
+        return run
+
+    def restore(self) -> None:
+        saved: dict[str, Any] | None = self.ckpt.load() if self.ckpt else None
+        if saved is None:
+            return
+        self.student.load_state_dict(saved["model"])
+        for o, s in zip(self.objectives, saved["objectives"]):
             o.load_state_dict(s)
-        opt.load_state_dict(saved["optimizer"])
-        sched.load_state_dict(saved["scheduler"])
-        set_rng_state(saved["rng"], gen)
-        state = _Progress(
+        self.opt.load_state_dict(saved["optimizer"])
+        self.sched.load_state_dict(saved["scheduler"])
+        set_rng_state(saved["rng"], self.gen)
+        self.state = _Progress(
             saved["best_model"],
             float(saved["best_score"]),
             int(saved["bad_epochs"]),
             bool(saved["stopped"]),
         )
-        result.history = saved["history"]
-        result.best_epoch = int(saved["best_epoch"])
-        result.resumed_from_epoch = len(result.history)
-        start -= float(saved["seconds"])
-    done = len(result.history)
-    bar = tqdm(
-        total=total,
-        initial=done * steps_per_epoch,
-        desc=f"student {student.kind}",
-        unit="step",
-        disable=not strategy.is_main,
-    )
-    step = done * steps_per_epoch
-    for epoch in range(done + 1, (done if state.stopped else cfg.epochs) + 1):
-        student.train()
-        objectives_train(objectives, True)
+        self.result.history = saved["history"]
+        self.result.best_epoch = int(saved["best_epoch"])
+        self.result.resumed_from_epoch = len(self.result.history)
+        self.started -= float(saved["seconds"])
+
+    def epoch(self, epoch: int) -> None:
+        """One pass over the training rows, then the hold-out score, selection, checkpoint."""
+        cfg, dev, texts = self.cfg, self.strategy.device, self.texts
+        probs_t = torch.from_numpy(self.signals.probs).to(dev)
+        emb = self.signals.embeddings
+        emb_t = None if emb is None else torch.from_numpy(emb).to(dev)
+        labels_t = torch.tensor(self.labels, dtype=torch.long, device=dev)
+        self.student.train()
+        objectives_train(self.objectives, True)
         sums: dict[str, float] = {}
         scheduled: dict[str, float] = {}
-        for rows in bucketed_batches(train_idx, lengths, cfg.batch_size, gen):
+        lengths = [len(t) for t in texts]
+        for rows in bucketed_batches(self.train_idx, lengths, cfg.batch_size, self.gen):
             if cfg.schedule is not None:
-                scheduled = apply_schedule(cfg.schedule, objectives, step / total)
-            mine, shares = strategy.shard(rows, labels)
+                scheduled = apply_schedule(cfg.schedule, self.objectives, self.step / self.total)
+            mine, shares = self.strategy.shard(rows, self.labels)
             feats = {
-                k: v.to(dev) for k, v in student.featurize([texts[i] for i in mine]).items()
+                k: v.to(dev) for k, v in self.student.featurize([texts[i] for i in mine]).items()
             }
             batch = TrainBatch(
                 features=feats,
                 labels=labels_t[mine],
                 probs=probs_t[mine],
                 embeddings=None if emb_t is None else emb_t[mine],
-                forward=lambda f: model(**f),
-                progress=step / total,
-                layers=signals.layers,
+                forward=lambda f: self.model(**f),
+                progress=self.step / self.total,
+                layers=self.signals.layers,
             )
-            parts = _step_parts(objectives, model(**feats), batch, shares)
+            parts = _step_parts(self.objectives, self.model(**feats), batch, shares)
             loss = sum(parts.values())
-            opt.zero_grad()
+            self.opt.zero_grad()
             loss.backward()  # type: ignore[union-attr]
-            strategy.after_backward([p for o in objectives for p in o.parameters()])
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            opt.step()
-            sched.step()
+            self.strategy.after_backward([p for o in self.objectives for p in o.parameters()])
+            torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+            self.opt.step()
+            self.sched.step()
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(rows)
-            step += 1
-            bar.update(1)
+            self.step += 1
+            self.bar.update(1)
             slow_step()
+        self.finish_epoch(epoch, sums, scheduled)
+
+    def finish_epoch(self, epoch: int, sums: dict[str, float], scheduled: dict[str, float]) -> None:
+        """Log the epoch's mean parts and hold-out agreement; keep the best; checkpoint."""
         keys = list(sums)
-        totals = strategy.all_sum([sums[k] for k in keys])
-        row = {"epoch": float(epoch), **{k: v / len(train_idx) for k, v in zip(keys, totals)}}
+        totals = self.strategy.all_sum([sums[k] for k in keys])
+        n = len(self.train_idx)
+        row = {"epoch": float(epoch), **{k: v / n for k, v in zip(keys, totals)}}
         row.update({f"schedule.{k}": v for k, v in scheduled.items()})
-        hits = strategy.all_sum([float(agree_count(student, [texts[i] for i in my_val],
-                                                   signals.probs[my_val], dev))])[0]
-        row["val_agreement"] = hits / len(val_idx) if val_idx else float("nan")
-        result.history.append(row)
-        bar.set_postfix(val_agree=f"{row['val_agreement']:.3f}")
-        _select(state, result, student, row["val_agreement"] if val_idx else float(epoch),
-                epoch, cfg.patience)
-        if ckpt and strategy.is_main:
-            ckpt.save(
+        mine = self.strategy.val_share(self.val_idx)
+        hits = agree_count(
+            self.student,
+            [self.texts[i] for i in mine],
+            self.signals.probs[mine],
+            self.strategy.device,
+        )
+        total_hits = self.strategy.all_sum([float(hits)])[0]
+        row["val_agreement"] = total_hits / len(self.val_idx) if self.val_idx else float("nan")
+        self.result.history.append(row)
+        self.bar.set_postfix(val_agree=f"{row['val_agreement']:.3f}")
+        score = row["val_agreement"] if self.val_idx else float(epoch)
+        _select(self.state, self.result, self.student, score, epoch, self.cfg.patience)
+        if self.ckpt and self.strategy.is_main:
+            self.ckpt.save(
                 {
-                    "model": student.state_dict(),
-                    "objectives": [o.state_dict() for o in objectives],
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "rng": rng_state(gen),
-                    "best_model": state.best_state,
-                    "best_score": state.best_score,
-                    "best_epoch": result.best_epoch,
-                    "bad_epochs": state.bad_epochs,
-                    "stopped": state.stopped,
-                    "history": result.history,
-                    "seconds": time.perf_counter() - start,
+                    "model": self.student.state_dict(),
+                    "objectives": [o.state_dict() for o in self.objectives],
+                    "optimizer": self.opt.state_dict(),
+                    "scheduler": self.sched.state_dict(),
+                    "rng": rng_state(self.gen),
+                    "best_model": self.state.best_state,
+                    "best_score": self.state.best_score,
+                    "best_epoch": self.result.best_epoch,
+                    "bad_epochs": self.state.bad_epochs,
+                    "stopped": self.state.stopped,
+                    "history": self.result.history,
+                    "seconds": time.perf_counter() - self.started,
                 }
             )
-        if state.stopped:
-            break
-    bar.close()
-    student.load_state_dict(state.best_state)
-    student.eval()
-    result.best_val_agreement = state.best_score if val_idx else float("nan")
-    result.seconds = time.perf_counter() - start
-    return result
 
 
 def objectives_train(objectives: list[Objective], mode: bool) -> None:
@@ -320,7 +400,11 @@ def objectives_train(objectives: list[Objective], mode: bool) -> None:
 
 
 def _select(
-    state: _Progress, result: TrainResult, student: Student, score: float, epoch: int,
+    state: _Progress,
+    result: TrainResult,
+    student: Student,
+    score: float,
+    epoch: int,
     patience: int,
 ) -> None:
     """Early stopping: keep the best epoch's weights; stop after `patience` worse epochs."""
