@@ -40,6 +40,7 @@ OVERRIDES: list[tuple[str, Any, str]] = [
     ("name", str, "run name (default: the recipe's, or the data file's stem)"),
     ("cache_dir", str, "soft-label cache shared between runs (label.cache_dir)"),
     ("nproc", int, "train the student on N processes (torch DDP)"),
+    ("threads", int, "torch threads for the whole run, pinned (recipe `threads`)"),
 ]
 
 
@@ -65,6 +66,8 @@ def _recipe_from_args(args: argparse.Namespace) -> Recipe:
     if args.recipe is None and args.data is None:
         raise RecipeError(f"{args.verb}: give a recipe YAML, or --data FILE to use the defaults")
     values = {name: getattr(args, name) for name, _, _ in OVERRIDES}
+    if values["threads"] is None:  # the global --torch-threads pins a run as --threads does
+        values["threads"] = getattr(args, "torch_threads", None)
     if args.ray is not None:
         values.update(label_backend="ray", ray_address=args.ray or None)
     data = read_yaml(args.recipe) if args.recipe else None
@@ -130,7 +133,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from tinystudent.recipe import default_recipe
 
     out = Path(args.out)
-    run(default_recipe(), out)
+    recipe = default_recipe()
+    if args.torch_threads:  # another count than the recipe's pinned 2: other last-bit figures
+        recipe = recipe.model_copy(update={"threads": args.torch_threads})
+    run(recipe, out)
     _print_report(out)
     return 0
 

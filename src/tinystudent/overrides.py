@@ -36,6 +36,7 @@ FIELDS: dict[str, str] = {
     "nproc": "scale.nproc",
     "ray_address": "scale.ray_address",
     "label_backend": "scale.label_backend",
+    "threads": "threads",
 }
 
 

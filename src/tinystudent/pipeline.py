@@ -26,6 +26,7 @@ from tinystudent.data import Split, load_dataset, make_split
 from tinystudent.data import split as split_code
 from tinystudent.errors import RecipeError
 from tinystudent.evaluate import classification_metrics, render_markdown, throughput
+from tinystudent.evaluate.speed import torch_threads
 from tinystudent.io import read_json, remove_stale_temps, write_json, write_text
 from tinystudent.label import LabelStats, label_texts
 from tinystudent.label import cache as label_code
@@ -397,7 +398,15 @@ def _system_entry(
 
 
 def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
-    """Run (or resume) the whole pipeline; returns the report, also saved in `out_dir`."""
+    """Run (or resume) the whole pipeline; returns the report, also saved in `out_dir`.
+
+    Everything runs on the recipe's pinned torch threads when it sets `threads`, so its
+    figures do not depend on the machine's core count."""
+    with torch_threads(recipe.threads):
+        return _run(recipe, out_dir)
+
+
+def _run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
     start = time.perf_counter()
     rd = RunDir(out_dir, recipe)
     write_json(rd.root / "recipe.json", recipe.model_dump(mode="json"))

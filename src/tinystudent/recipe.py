@@ -198,6 +198,12 @@ class Recipe(_Strict):
     train: TrainConfig = TrainConfig()
     generate: GenerationConfig = GenerationConfig()
     scale: ScaleSpec = ScaleSpec()
+    # Torch's float sums depend on how many threads split them, so the teacher's soft labels
+    # and the student's weights move in their last bits with the core count. A pinned count
+    # makes a run's figures the same on every machine; None uses all cores (torch's default).
+    threads: int | None = Field(
+        None, ge=1, description="torch threads for the whole run (pinned: same figures anywhere)"
+    )
 
     _teacher_kind = field_validator("teacher", mode="before")(check_teacher_kind)
 
@@ -315,4 +321,5 @@ def default_recipe() -> Recipe:
     return Recipe(
         name="rotten_tomatoes-k64",
         data=DataSpec(dataset="rotten_tomatoes", k=64, seed=0, test_size=2000),
+        threads=2,
     )
