@@ -15,7 +15,25 @@ def classification_metrics(labels: list[int], probs: np.ndarray) -> dict[str, fl
     return {
         "accuracy": float(accuracy_score(labels, pred)),
         "macro_f1": float(f1_score(labels, pred, average="macro")),
+        "ece": expected_calibration_error(labels, probs),
     }
+
+
+def expected_calibration_error(labels: list[int], probs: np.ndarray, bins: int = 15) -> float:
+    """How far the top probability is from being right that often (Guo et al.'s ECE):
+    texts binned by confidence into `bins` equal-width bins, |accuracy - confidence| per bin,
+    weighted by the bin's share of texts. 0 = calibrated; a user reads these probabilities."""
+    if len(labels) == 0:
+        return float("nan")
+    conf = probs.max(1)
+    right = probs.argmax(1) == np.asarray(labels)
+    which = np.minimum((conf * bins).astype(int), bins - 1)  # a confidence of 1.0: last bin
+    gap = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            gap += inside.mean() * abs(right[inside].mean() - conf[inside].mean())
+    return float(gap)
 
 
 def throughput(

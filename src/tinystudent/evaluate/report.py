@@ -22,8 +22,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     t = report["teacher"]
     rows = [("teacher", t)] + [(name, s) for name, s in report["systems"].items()]
     head = (
-        "| system | model | accuracy | macro-F1 | % of teacher | agreement | params | "
-        "x smaller | size on disk | texts/s |\n|---|---|---|---|---|---|---|---|---|---|"
+        "| system | model | accuracy | macro-F1 | % of teacher | agreement | ECE | params | "
+        "x smaller | size on disk | texts/s |\n|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [
         f"**{report['dataset']}**, k = {report['k']} per class, seed {report['seed']}, "
@@ -39,9 +39,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     for role, r in rows:
         pct = 100 * r["accuracy"] / t["accuracy"] if t["accuracy"] else float("nan")
         agree = "-" if role == "teacher" else f"{r['agreement_with_teacher']:.3f}"
+        ece = f"{r['ece']:.3f}" if "ece" in r else "-"  # reports made before it was measured
         lines.append(
             f"| {role} | {r['name']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {pct:.1f}% | "
-            f"{agree} | {_params(r['params'])} | {t['params'] / r['params']:.0f}x | "
+            f"{agree} | {ece} | {_params(r['params'])} | {t['params'] / r['params']:.0f}x | "
             f"{_size(r['size_bytes'])} | {r['throughput']:,.0f} |"
         )
     return "\n".join(lines) + "\n"

@@ -1,0 +1,229 @@
+"""Accuracy levers one at a time on top of the demo's recipe, every row a pipeline run.
+
+Each unit (dataset, k, seed, student, lever) is a `tinystudent run` of the base recipe with one
+patch written in, in its own run directory under `--runs`. The units of one (dataset, k, seed)
+share the data split and the fine-tuned teacher (copied from the first unit, so the stage
+hashes match and the pipeline skips them) and one soft-label cache, so the teacher labels each
+text once whatever the levers. An interrupted bench resumes: finished runs are skipped by the
+pipeline itself. Every run pins 1 torch thread, so the figures do not depend on the machine.
+
+    python bench/ablation.py [--datasets rt bbc] [--k 8 64] [--seeds 0 1 2]
+                             [--students bag pqrnn] [--levers base augment-x2 ...] [--quick]
+
+Writes bench/results/ablation.json (per unit: accuracy, macro-F1, % of teacher, agreement with
+the teacher, both calibration errors, transfer size, training seconds) and a plot. Budget on a
+quiet 2-core machine: about 1.5 min per teacher (fine-tune + labels), 0.5-1 min per bag unit
+and 3-5 min per pQRNN unit on Rotten Tomatoes, plus the labelling of augmented text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, environment, mean_std  # noqa: E402
+
+from tinystudent.io import read_json, write_json  # noqa: E402
+from tinystudent.pipeline import run  # noqa: E402
+from tinystudent.recipe import Recipe, default_recipe  # noqa: E402
+
+DATASETS: dict[str, dict[str, Any]] = {
+    "rt": {"data": {"dataset": "rotten_tomatoes", "test_size": 2000}},
+    "bbc": {
+        "data": {"dataset": "bbc_news", "test_size": 0.2},
+        "teacher": {"max_length": 256, "epochs": 15, "batch_size": 8, "predict_batch_size": 16},
+    },
+}
+STUDENTS: dict[str, dict[str, dict[str, Any]]] = {
+    "bag": {"rt": {"kind": "bag"}, "bbc": {"kind": "bag"}},
+    "pqrnn": {"rt": {"kind": "pqrnn"}, "bbc": {"kind": "pqrnn", "max_tokens": 256}},
+}
+KD, CE = {"kind": "kd", "temperature": 2.0, "weight": 0.9}, {"kind": "ce", "weight": 0.1}
+AUGMENT = {"enabled": True, "num_examples": 0, "augment": ["mask", "swap", "ngram"]}
+# One lever per row, each a patch on top of the base recipe (deep-merged; lists replace).
+LEVERS: dict[str, dict[str, Any]] = {
+    "base": {},
+    "augment-x1": {"generate": {**AUGMENT, "augment_per_text": 1}},
+    "augment-x2": {"generate": {**AUGMENT, "augment_per_text": 2}},
+    "kd-T1": {"train": {"objectives": [{**KD, "temperature": 1.0}, CE]}},
+    "kd-T4": {"train": {"objectives": [{**KD, "temperature": 4.0}, CE]}},
+    "rdrop": {"train": {"objectives": [KD, CE, {"kind": "rdrop", "weight": 1.0}]}},
+    "embedding": {"train": {"objectives": [KD, CE, {"kind": "embedding", "weight": 1.0}]}},
+    "epochs-16": {"train": {"epochs": 16, "patience": 4}},
+}
+
+
+def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """`patch` written into a copy of `base`, section by section (a list replaces a list)."""
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def unit_recipe(
+    dataset: str, k: int, seed: int, student: str, lever: str, cache: Path, quick: bool
+) -> Recipe:
+    """The base recipe (the demo's) on `dataset` with `k`, `seed`, the student and one lever."""
+    base = default_recipe().model_dump(mode="json", exclude_defaults=True)
+    base = merge(base, DATASETS[dataset])
+    base = merge(base, {"data": {"k": k, "seed": seed}, "label": {"cache_dir": str(cache)}})
+    base["student"] = dict(STUDENTS[student][dataset])
+    base["threads"] = 1
+    if quick:  # a smoke test: a few hundred pool texts, one epoch each
+        base = merge(base, {"data": {"max_pool": 300, "test_size": 200}, "teacher": {"epochs": 1}})
+        base = merge(base, {"train": {"epochs": 1}})
+    base = merge(base, LEVERS[lever])
+    base["name"] = f"{dataset}-k{k}-s{seed}-{student}-{lever}"
+    return Recipe(**base)
+
+
+def seed_from(first: Path, out: Path) -> None:
+    """Start `out` with `first`'s split and teacher (same data and teacher sections, so the
+    pipeline's stage hashes match and it skips both)."""
+    if out.exists() or not (first / "teacher" / "teacher.json").exists():
+        return
+    stages = read_json(first / "stages.json")
+    out.mkdir(parents=True)
+    for part in ("data", "teacher"):
+        shutil.copytree(first / part, out / part)
+    write_json(out / "stages.json", {s: stages[s] for s in ("data", "teacher")})
+
+
+def row(report: dict[str, Any]) -> dict[str, Any]:
+    s, t = report["student"], report["teacher"]
+    return {
+        "teacher_accuracy": t["accuracy"],
+        "accuracy": s["accuracy"],
+        "macro_f1": s["macro_f1"],
+        "pct_of_teacher": s["pct_of_teacher"],
+        "agreement": s.get("agreement_with_teacher"),
+        "ece": s.get("ece"),
+        "teacher_ece": t.get("ece"),
+        "transfer_size": report["transfer_size"],
+        "transfer_sources": report["transfer_sources"],
+        "train_seconds": report["training"].get("seconds"),
+        "best_epoch": report["training"].get("best_epoch"),
+    }
+
+
+def summarise(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± std over seeds per (dataset, k, student, lever), in the order first seen."""
+    groups: dict[tuple[str, int, str, str], list[dict[str, Any]]] = {}
+    for u in units:
+        groups.setdefault((u["dataset"], u["k"], u["student"], u["lever"]), []).append(u)
+    out = []
+    for (dataset, k, student, lever), rows in groups.items():
+        entry: dict[str, Any] = {"dataset": dataset, "k": k, "student": student, "lever": lever}
+        entry["seeds"] = [r["seed"] for r in rows]
+        for key in ("accuracy", "pct_of_teacher", "agreement", "ece", "teacher_ece"):
+            values = [r[key] for r in rows if r.get(key) is not None]
+            if values:
+                entry[key] = mean_std(values)
+        entry["transfer_size"] = rows[0]["transfer_size"]
+        out.append(entry)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    ap.add_argument("--k", nargs="+", type=int, default=[8, 64])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
+    ap.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
+    ap.add_argument("--runs", default="runs/ablation", help="run directories (resumable)")
+    ap.add_argument("--quick", action="store_true", help="tiny budgets, for a smoke test")
+    ap.add_argument("--out", default=str(RESULTS / "ablation.json"))
+    args = ap.parse_args(argv)
+    levers = args.levers if "base" in args.levers else ["base", *args.levers]
+
+    runs = Path(args.runs)
+    units: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    for dataset in args.datasets:
+        for k in args.k:
+            for seed in args.seeds:
+                cache = runs / f"{dataset}-k{k}-s{seed}" / "cache"
+                first: Path | None = None
+                for student in args.students:
+                    for lever in levers:
+                        recipe = unit_recipe(dataset, k, seed, student, lever, cache, args.quick)
+                        out = runs / f"{dataset}-k{k}-s{seed}" / f"{student}-{lever}"
+                        if first is not None:
+                            seed_from(first, out)
+                        t0 = time.perf_counter()
+                        report = run(recipe, out)
+                        first = first or out
+                        unit = {"dataset": dataset, "k": k, "seed": seed, "student": student}
+                        units.append({**unit, "lever": lever, **row(report)})
+                        print(
+                            f"[ablation] {recipe.name}: {report['student']['accuracy']:.3f} "
+                            f"({report['student']['pct_of_teacher']:.1f}% of "
+                            f"{report['teacher']['accuracy']:.3f}) "
+                            f"in {time.perf_counter() - t0:.0f} s",
+                            flush=True,
+                        )
+                        write_json(Path(args.out), _result(args, units, start))
+    write_json(Path(args.out), _result(args, units, start))
+    _plot(summarise(units), Path(args.out).with_suffix(".png"))
+    return 0
+
+
+def _result(args: argparse.Namespace, units: list[dict[str, Any]], start: float) -> dict:
+    return {
+        "benchmark": "ablation",
+        "quick": args.quick,
+        "command": "python bench/ablation.py " + " ".join(sys.argv[1:]),
+        "levers": {name: LEVERS[name] for name in dict.fromkeys(u["lever"] for u in units)},
+        "summary": summarise(units),
+        "units": units,
+        "seconds": time.perf_counter() - start,
+        "environment": environment(),
+    }
+
+
+def _plot(summary: list[dict[str, Any]], path: Path) -> None:
+    """Accuracy kept (% of teacher) per lever, one bar group per (dataset, k, student)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(dict.fromkeys((s["dataset"], s["k"], s["student"]) for s in summary))
+    levers = list(dict.fromkeys(s["lever"] for s in summary))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups) * len(levers) / 3), 4))
+    width = 0.8 / max(1, len(levers))
+    for j, lever in enumerate(levers):
+        xs, ys, errs = [], [], []
+        for i, g in enumerate(groups):
+            hit = [s for s in summary if (s["dataset"], s["k"], s["student"]) == g]
+            hit = [s for s in hit if s["lever"] == lever]
+            if hit:
+                xs.append(i + j * width)
+                ys.append(hit[0]["pct_of_teacher"]["mean"])
+                errs.append(hit[0]["pct_of_teacher"]["std"])
+        ax.bar(xs, ys, width, yerr=errs, label=lever)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))])
+    ax.set_xticklabels([f"{d} k={k}\n{s}" for d, k, s in groups])
+    ax.set_ylabel("% of teacher accuracy")
+    ax.axhline(100, color="grey", lw=0.8)
+    low = min((s["pct_of_teacher"]["mean"] for s in summary), default=80)
+    ax.set_ylim(max(0, low - 5), 105)
+    ax.legend(fontsize=7, ncol=4)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
