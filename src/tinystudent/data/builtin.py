@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import bz2
 import csv
+import html
+import io
 import re
+import zipfile
 
 from tinystudent.assets import asset_path
 from tinystudent.data.dataset import TextDataset, dedupe
@@ -63,4 +66,33 @@ def load_bbc_news() -> TextDataset:
     return TextDataset("bbc_news", texts, labels, label_names)
 
 
-BUILTIN = {"rotten_tomatoes": load_rotten_tomatoes, "bbc_news": load_bbc_news}
+def _drug_review_text(raw: str) -> str:
+    """The review as a patient wrote it: HTML entities decoded, the CSV's extra quotes gone."""
+    return " ".join(html.unescape(raw).strip().strip('"').split())
+
+
+def load_drug_reviews() -> TextDataset:
+    """Drugs.com patient reviews in 3 classes (the package's own mapping of the 1-10 rating:
+    negative below 5, neutral 5-6, positive above 6). Its train and test files are pooled; our
+    own seeded split decides the test set, as for every built-in dataset."""
+    label_names = ["negative", "neutral", "positive"]
+    texts: list[str] = []
+    labels: list[int] = []
+    with zipfile.ZipFile(asset_path("drug_reviews")) as z:
+        for member in ("drugsComTrain.tsv", "drugsComTest.tsv"):
+            with z.open(member) as f:
+                rows = csv.DictReader(io.TextIOWrapper(f, encoding="utf-8"), delimiter="\t")
+                for row in rows:
+                    text = _drug_review_text(row.get("review") or "")
+                    if text and row.get("rating") in label_names:
+                        texts.append(text)
+                        labels.append(label_names.index(row["rating"]))
+    texts, labels = dedupe(texts, labels)
+    return TextDataset("drug_reviews", texts, labels, label_names, [])
+
+
+BUILTIN = {
+    "rotten_tomatoes": load_rotten_tomatoes,
+    "bbc_news": load_bbc_news,
+    "drug_reviews": load_drug_reviews,
+}
