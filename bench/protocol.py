@@ -2,7 +2,7 @@
 
     python bench/protocol.py [--protocols rt bbc] [--quick] [--out bench/results]
 
-For each protocol (DESIGN.md §4; defined in `tinystudent.benchmark.PROTOCOLS`) this writes
+For each protocol (docs/benchmark.md; defined in `tinystudent.benchmark.PROTOCOLS`) this writes
 `<out>/<name>.json` (every figure, plus machine, versions, commit and command),
 `<name>.md` (the table), `<name>-pareto.png` and `<name>-accuracy-vs-k.png`, and refills the
 README block between `<!-- bench-<name>:start -->` and `<!-- bench-<name>:end -->` when the

@@ -59,6 +59,24 @@ def test_augmentation_grows_the_transfer_set(toy_csv, tiny_teacher_dir, tmp_path
     assert not {json.loads(x)["text"] for x in gen.read_text().splitlines()} & test_texts
 
 
+def test_min_confidence_drops_unsure_machine_text(toy_csv, tiny_teacher_dir, tmp_path) -> None:
+    """generate.min_confidence is read: augmented texts below it leave the transfer set after
+    labeling, gold and pool text stay whatever the teacher thinks of them."""
+    aug = {"enabled": True, "strategy": "none", "augment": ["mask", "ngram"]}
+    loose = run(recipe(toy_csv, tiny_teacher_dir, generate=aug), tmp_path / "loose")
+    strict = run(
+        recipe(toy_csv, tiny_teacher_dir, generate={**aug, "min_confidence": 0.999}),
+        tmp_path / "strict",
+    )
+    dropped = strict["transfer_dropped_unsure"]
+    assert loose["transfer_dropped_unsure"] == 0
+    assert dropped > 0
+    assert strict["transfer_size"] == loose["transfer_size"] - dropped
+    for source in ("gold", "pool"):
+        assert strict["transfer_sources"][source] == loose["transfer_sources"][source]
+    assert "dropped as unsure" in (tmp_path / "strict" / "report.md").read_text()
+
+
 def test_ddp_and_ray_match_the_single_process_run(toy_csv, tiny_teacher_dir, tmp_path) -> None:
     pytest.importorskip("ray")
     single = run(recipe(toy_csv, tiny_teacher_dir), tmp_path / "one")

@@ -1,4 +1,4 @@
-"""The benchmark protocol (DESIGN.md §4): every system side by side, same split, same process.
+"""The benchmark protocol (docs/benchmark.md): every system side by side, same split, same process.
 
 For each k (labeled examples per class) and seed: the teachers fit on the k gold examples;
 each student is distilled on the teacher-labelled transfer set (gold + pool) and trained again

@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -331,27 +332,44 @@ def transfer_set(split: Split) -> tuple[list[str], list[int]]:
     return split.train_texts + pool, split.train_labels + [-1] * len(pool)
 
 
-def stage_transfer(run: RunDir, split: Split) -> tuple[list[str], list[int], dict[str, int]]:
+def stage_transfer(run: RunDir, split: Split) -> tuple[list[str], list[int], list[str]]:
     """Gold + pool, plus generated and augmented texts when `generate.enabled` (resumable
-    shards under `generate/`); returns the texts, their gold labels (-1 if none) and how
-    many came from each source."""
+    shards under `generate/`); returns the texts, their gold labels (-1 if none) and each
+    text's source (gold / pool / generated / augmented)."""
     r = run.recipe
+    gold = ["gold"] * len(split.train_texts)
     if not r.generate.enabled:
         texts, labels = transfer_set(split)
-        return (
-            texts,
-            labels,
-            {"gold": len(split.train_texts), "pool": len(texts) - len(split.train_texts)},
-        )
+        return texts, labels, gold + ["pool"] * (len(texts) - len(gold))
     from tinystudent.generate import build_transfer_set
 
     pairs = build_transfer_set(split, r.generate, run.root / "generate")
-    sources: dict[str, int] = {"gold": len(split.train_texts)}
-    for _, source in pairs:
-        sources[source] = sources.get(source, 0) + 1
     run.ran["generate"] = "ran"
     texts = split.train_texts + [t for t, _ in pairs]
-    return texts, split.train_labels + [-1] * len(pairs), sources
+    return texts, split.train_labels + [-1] * len(pairs), gold + [s for _, s in pairs]
+
+
+def keep_confident(
+    run: RunDir, transfer: list[str], labels: list[int], kinds: list[str], probs: np.ndarray
+) -> tuple[list[str], list[int], list[str], np.ndarray, int]:
+    """`generate.min_confidence`: machine-made texts (generated, augmented) the teacher is
+    unsure about are dropped after labeling; gold and pool text is real and always kept.
+    Returns the kept rows and how many were dropped."""
+    threshold = run.recipe.generate.min_confidence
+    if threshold is None or not run.recipe.generate.enabled:
+        return transfer, labels, kinds, probs, 0
+    from tinystudent.generate import confidence_mask
+
+    real = np.array([k in ("gold", "pool") for k in kinds], dtype=bool)
+    keep = real | confidence_mask(probs, threshold)
+    idx = np.flatnonzero(keep)
+    return (
+        [transfer[i] for i in idx],
+        [labels[i] for i in idx],
+        [kinds[i] for i in idx],
+        probs[idx],
+        int((~keep).sum()),
+    )
 
 
 def label_all(
@@ -421,9 +439,11 @@ def _run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
     else:
         members, teacher = stage_teachers(rd, split)
 
-    transfer, labels, sources = stage_transfer(rd, split)
+    transfer, labels, kinds = stage_transfer(rd, split)
     probs, test_probs, stats, test_stats = label_all(rd, teacher, transfer, split.test_texts)
     rd.ran["label"] = "ran" if stats.computed else "skipped"
+    transfer, labels, kinds, probs, unsure = keep_confident(rd, transfer, labels, kinds, probs)
+    sources = dict(Counter(kinds))
 
     signals = teacher_signals(rd, teacher, transfer, probs)
     student, train_log = stage_student(rd, split, transfer, signals, labels)
@@ -451,6 +471,7 @@ def _run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
         "test_size": len(split.test_texts),
         "transfer_size": len(transfer),
         "transfer_sources": sources,
+        "transfer_dropped_unsure": unsure,
         "data_cleaning": split.cleaning,
         "torch_threads": torch.get_num_threads(),
         "teacher": _system_entry(

@@ -1,7 +1,7 @@
 """The training loop of an embedding student: regress the teacher's cached vectors.
 
 A slice of the transfer set is held out and the epoch whose student agrees best with the
-teacher there (mean cosine) is kept: students memorise a small transfer set (DESIGN.md §4).
+teacher there (mean cosine) is kept: students memorise a small transfer set (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -32,6 +32,12 @@ def render_markdown(report: dict[str, Any]) -> str:
             " (" + ", ".join(f"{k} {v}" for k, v in report["transfer_sources"].items()) + ")"
             if report.get("transfer_sources")
             else ""
+        )
+        + (
+            f"; {report['transfer_dropped_unsure']} machine-made texts dropped as unsure "
+            "(generate.min_confidence)"
+            if report.get("transfer_dropped_unsure")
+            else ""
         ),
         "",
         head,

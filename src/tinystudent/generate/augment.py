@@ -1,8 +1,9 @@
 """Cheap augmenters (Tang et al. 2019): new transfer texts from old ones, no LM needed.
 
-The student's bottleneck is the size of the transfer set (DESIGN §4), and the teacher labels
-whatever it is given, so an augmented text need not keep its source's label: it only has to
-stay in-domain and be different enough to teach the student something new. Three edits:
+The student's bottleneck is the size of the transfer set (docs/architecture.md), and the
+teacher labels whatever it is given, so an augmented text need not keep its source's label:
+it only has to stay in-domain and be different enough to teach the student something new.
+Three edits:
 - masking: replace words with a mask token (the teacher's `[MASK]`) or drop them;
 - n-gram sampling: keep one random contiguous window of words;
 - word swap: replace words with a nearest neighbour in GloVe-50d space (cosine), with the

@@ -1,7 +1,7 @@
 """The generate stage: grow the transfer set beyond the pool, within a budget, resumably.
 
 A tiny student is limited by how much teacher-labelled text it sees, not by its capacity
-(DESIGN §4: ~2.5 points per doubling), so this stage adds texts for the teacher to label:
+(docs/architecture.md: ~2.5 points per doubling), so this stage adds texts for the teacher to label:
 LM samples (`generated`) and cheap edits of real texts (`augmented`), each through the
 filters, with the held-out test split guarded against. The gold texts stay with the caller.
 
