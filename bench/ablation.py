@@ -62,6 +62,16 @@ LEVERS: dict[str, dict[str, Any]] = {
     "rdrop": {"train": {"objectives": [KD, CE, {"kind": "rdrop", "weight": 1.0}]}},
     "embedding": {"train": {"objectives": [KD, CE, {"kind": "embedding", "weight": 1.0}]}},
     "epochs-16": {"train": {"epochs": 16, "patience": 4}},
+    "augment-x4": {"generate": {**AUGMENT, "augment_per_text": 4}},
+    "vocab-30k": {"student": {"vocab_size": 30_000}},
+    # Two levers together, once each has been measured alone.
+    "rdrop+epochs-16": {
+        "train": {
+            "epochs": 16,
+            "patience": 4,
+            "objectives": [KD, CE, {"kind": "rdrop", "weight": 1.0}],
+        }
+    },
 }
 
 
@@ -160,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         for k in args.k:
             for seed in args.seeds:
                 cache = runs / f"{dataset}-k{k}-s{seed}" / "cache"
-                first: Path | None = None
+                # A unit finished by an earlier invocation (other students or levers) lends
+                # its split and teacher too.
+                done = sorted((runs / f"{dataset}-k{k}-s{seed}").glob("*/report.json"))
+                first: Path | None = done[0].parent if done else None
                 for student in args.students:
                     for lever in levers:
                         recipe = unit_recipe(dataset, k, seed, student, lever, cache, args.quick)
