@@ -164,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     levers = args.levers if "base" in args.levers else ["base", *args.levers]
 
     runs = Path(args.runs)
-    units: list[dict[str, Any]] = []
+    # Rows of earlier invocations into the same file stay (other students, levers, datasets);
+    # a unit run again replaces its row.
+    units: list[dict[str, Any]] = earlier_units(Path(args.out), args.quick)
     start = time.perf_counter()
     for dataset in args.datasets:
         for k in args.k:
@@ -183,8 +185,10 @@ def main(argv: list[str] | None = None) -> int:
                         t0 = time.perf_counter()
                         report = run(recipe, out)
                         first = first or out
-                        unit = {"dataset": dataset, "k": k, "seed": seed, "student": student}
-                        units.append({**unit, "lever": lever, **row(report)})
+                        unit = {"dataset": dataset, "k": k, "seed": seed}
+                        unit = {**unit, "student": student, "lever": lever}
+                        units = [u for u in units if _key(u) != _key(unit)]
+                        units.append({**unit, **row(report)})
                         print(
                             f"[ablation] {recipe.name}: {report['student']['accuracy']:.3f} "
                             f"({report['student']['pct_of_teacher']:.1f}% of "
@@ -196,6 +200,18 @@ def main(argv: list[str] | None = None) -> int:
     write_json(Path(args.out), _result(args, units, start))
     _plot(summarise(units), Path(args.out).with_suffix(".png"))
     return 0
+
+
+def _key(unit: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(unit[k] for k in ("dataset", "k", "seed", "student", "lever"))
+
+
+def earlier_units(path: Path, quick: bool) -> list[dict[str, Any]]:
+    """The units already in `path` when it holds results of the same mode (quick or not)."""
+    if not path.exists():
+        return []
+    doc = read_json(path)
+    return list(doc["units"]) if doc.get("quick") == quick else []
 
 
 def _result(args: argparse.Namespace, units: list[dict[str, Any]], start: float) -> dict:
