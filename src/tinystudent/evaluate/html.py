@@ -18,13 +18,15 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
-       max-width: 1100px; padding: 0 1em; color: #222; line-height: 1.4; }
+       max-width: 1280px; padding: 0 1em; color: #222; line-height: 1.4; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { font-size: 1.25em; margin-top: 1.8em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
 p.meta { color: #555; margin-top: 0; }
+div.wide { overflow-x: auto; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
 th, td { border: 1px solid #d4d4d4; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f2f4f7; }
+td:first-child { white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr:nth-child(even) td { background: #fafbfc; }
 .figures { display: flex; flex-wrap: wrap; gap: 1em; }
@@ -75,6 +77,12 @@ def paragraph(text: str, cls: str | None = None) -> str:
     return f"<p{attr}>{body}</p>"
 
 
+def bullets(items: Iterable[str]) -> str:
+    """A list of escaped texts (backticks as in `paragraph`)."""
+    lis = "".join(paragraph(item).replace("<p>", "<li>").replace("</p>", "</li>") for item in items)
+    return f"<ul>{lis}</ul>"
+
+
 Cell = Any  # str, int or float (right-aligned), or None (shown as "-")
 
 
@@ -84,11 +92,11 @@ def table(
     numeric: Iterable[int] = (),
     wrap: Iterable[int] = (),
 ) -> str:
-    """A table, every cell escaped; columns in `numeric` (and numbers anywhere) are
-    right-aligned, columns in `wrap` (long texts) wrap anywhere."""
+    """A table (scrolling sideways when wider than the page), every cell escaped; columns
+    in `numeric` (and numbers anywhere) are right-aligned, columns in `wrap` wrap anywhere."""
     right, long = set(numeric), set(wrap)
     header = "".join(f"<th>{esc(h)}</th>" for h in head)
-    lines = ["<table>", f"<thead><tr>{header}</tr></thead>", "<tbody>"]
+    lines = ['<div class="wide"><table>', f"<thead><tr>{header}</tr></thead>", "<tbody>"]
     for row in rows:
         cells = []
         for i, v in enumerate(row):
@@ -97,7 +105,7 @@ def table(
             attr = f' class="{cls}"' if cls else ""
             cells.append(f"<td{attr}>{'-' if v is None else esc(v)}</td>")
         lines.append("<tr>" + "".join(cells) + "</tr>")
-    lines += ["</tbody>", "</table>"]
+    lines += ["</tbody>", "</table></div>"]
     return "\n".join(lines)
 
 
