@@ -70,7 +70,7 @@ def reliability_png(
 ) -> bytes:
     """Accuracy against mean confidence per confidence bin (the bins ECE sums over), one line
     per system, the diagonal being perfect calibration; below, how many texts fall in each."""
-    fig = new_figure(5.6, 5.6)
+    fig = new_figure(5.6, 5.0)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     top.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfectly calibrated")
     edges = np.linspace(0, 1, bins + 1)
@@ -120,11 +120,13 @@ def history_png(history: Sequence[Mapping[str, float]], best_epoch: int | None) 
         lines += right.plot(epochs, agreement, color="black", marker="o", ms=4, ls="-", lw=1.2)
         names.append("held-out agreement with teacher")
         right.set_ylabel("agreement")
-        right.set_ylim(min(a for a in agreement if not math.isnan(a)) - 0.02, 1.0)
+        seen = [a for a in agreement if not math.isnan(a)]
+        right.set_ylim(max(0.0, min(seen) - 0.03), min(1.0, max(seen) + 0.03))
     if best_epoch:
         lines.append(ax.axvline(best_epoch, color="grey", ls=":", lw=1))
         names.append(f"kept epoch ({best_epoch})")
-    ax.legend(lines, names, fontsize=8, loc="center right")
+    # below the axes: inside, it hides the curves it names
+    ax.legend(lines, names, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     ax.set_title("student training", fontsize=10)
     fig.tight_layout()
     return figure_png(fig)
