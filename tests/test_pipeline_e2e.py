@@ -86,6 +86,11 @@ def test_report_page_is_drawn_from_the_runs_own_predictions(
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "<td>teacher</td>" in page and page.count('<img src="data:image/png;base64,') == 4
     assert "https://" not in page and "http://" not in page
+    # the CLI rebuilds it from the run directory alone, here with 3 disagreements
+    (out / "report.html").unlink()
+    assert main(["report", str(out), "--top", "3"]) == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count('<td class="text">') == 3 and "<td>student (distilled)</td>" in page
 
 
 def test_rerun_skips_finished_stages(recipe, finished_run: tuple[Path, dict]) -> None:
