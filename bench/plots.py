@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 ROLE_STYLE: dict[str, dict[str, Any]] = {
     "teacher": {"color": "#c0392b", "marker": "*", "label": "teacher"},
@@ -42,7 +42,10 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def pareto_plot(doc: dict[str, Any], path: Path, setting: str = "threads=1") -> Path:
+def pareto_plot(
+    doc: dict[str, Any], path: Path | BinaryIO, setting: str = "threads=1"
+) -> Path | BinaryIO:
+    """The plot as a PNG file, or into a binary file object (the HTML page inlines it)."""
     plt = _pyplot()
     ks = [str(k) for k in doc["spec"]["ks"]]
     fig, axes = plt.subplots(1, len(ks), figsize=(6.5 * len(ks), 5), sharey=True, squeeze=False)
@@ -85,7 +88,7 @@ def pareto_plot(doc: dict[str, Any], path: Path, setting: str = "threads=1") -> 
     axes[0][-1].legend(fontsize=8, loc="lower left")
     fig.suptitle(f"{doc['protocol']} ({doc['dataset']['name']}): accuracy vs CPU throughput")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
     return path
 

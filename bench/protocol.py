@@ -4,7 +4,8 @@
 
 For each protocol (docs/benchmark.md; defined in `tinystudent.benchmark.PROTOCOLS`) this writes
 `<out>/<name>.json` (every figure, plus machine, versions, commit and command),
-`<name>.md` (the table), `<name>-pareto.png` and `<name>-accuracy-vs-k.png`, and refills the
+`<name>.md` (the table), `<name>-pareto.png` and `<name>-accuracy-vs-k.png`, `<name>.html` (the
+table and the Pareto plot as one self-contained page), and refills the
 README block between `<!-- bench-<name>:start -->` and `<!-- bench-<name>:end -->` when the
 README has those markers. Embeddings are cached under ~/.cache/tinystudent/bench (or
 --cache), and a finished (k, seed) unit survives an interruption: rerun to resume.
@@ -21,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, environment  # noqa: E402
 from plots import make_plots  # noqa: E402
 from render_readme import protocol_block, replace_block  # noqa: E402
+from report_page import write_protocol_page  # noqa: E402
 
 from tinystudent.benchmark import PROTOCOLS, render_markdown, run_benchmark  # noqa: E402
 
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = run_benchmark(spec, out, quick=args.quick, environment=environment())
         for png in make_plots(doc, out):
             print(f"[bench] wrote {png}")
+        print(f"[bench] wrote {write_protocol_page(out / f'{spec.name}.json')}")
         print(render_markdown(doc))
         if not args.quick and not args.no_readme:
             if update_readme(doc, out):

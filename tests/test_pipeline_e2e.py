@@ -40,6 +40,8 @@ def test_artifacts_and_report(finished_run: tuple[Path, dict]) -> None:
     for rel in [
         "report.json",
         "report.md",
+        "report.html",
+        "predictions.json",
         "recipe.json",
         "stages.json",
         "data/split.json",
@@ -60,6 +62,35 @@ def test_artifacts_and_report(finished_run: tuple[Path, dict]) -> None:
     assert saved["student"]["params"] < saved["teacher"]["params"]
     assert "| teacher |" in (out / "report.md").read_text()
     assert not list(out.rglob("*.tmp"))  # atomic writes leave no temp files
+
+
+def test_report_page_is_drawn_from_the_runs_own_predictions(
+    finished_run: tuple[Path, dict],
+) -> None:
+    """predictions.json holds the test split as the report scored it; the page shows it."""
+    import numpy as np
+
+    from tinystudent.evaluate import classification_metrics
+    from tinystudent.evaluate.predictions import load_predictions
+
+    out, report = finished_run
+    preds = load_predictions(out)
+    assert preds is not None and len(preds.texts) == report["test_size"] == 40
+    split = json.loads((out / "data" / "split.json").read_text())
+    assert preds.texts == split["test_texts"] and preds.labels == split["test_labels"]
+    for role, probs in (("teacher", preds.teacher), ("student", preds.student)):
+        assert classification_metrics(preds.labels, probs)["accuracy"] == report[role]["accuracy"]
+    agree = float((preds.student.argmax(1) == preds.teacher.argmax(1)).mean())
+    assert agree == report["student"]["agreement_with_teacher"]
+    assert np.allclose(preds.teacher.sum(1), 1, atol=1e-4)
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "<td>teacher</td>" in page and page.count('<img src="data:image/png;base64,') == 4
+    assert "https://" not in page and "http://" not in page
+    # the CLI rebuilds it from the run directory alone, here with 3 disagreements
+    (out / "report.html").unlink()
+    assert main(["report", str(out), "--top", "3"]) == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count('<td class="text">') == 3 and "<td>student (distilled)</td>" in page
 
 
 def test_rerun_skips_finished_stages(recipe, finished_run: tuple[Path, dict]) -> None:

@@ -4,7 +4,8 @@ The pipeline is data -> teacher -> soft labels (cache) -> student -> evaluate; s
 `tinystudent.pipeline.run` for the composition and `tinystudent.cli` for the commands.
 
 The Python API is importable from here: `distill` does the whole job in one call; `Recipe`,
-`load_recipe`, `run`, `load_student`, `Predictor` and the dataset loaders are the pieces.
+`load_recipe`, `run`, `load_student`, `Predictor` and the dataset loaders are the pieces;
+`write_report_html` (re)builds a run's report page.
 Each is imported on first use, so `import tinystudent` stays light (no torch).
 """
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         make_split,
     )
     from tinystudent.errors import DataError, RecipeError, TinyStudentError
+    from tinystudent.evaluate.run_page import write_report_html
     from tinystudent.inference import Predictor
     from tinystudent.pipeline import run
     from tinystudent.recipe import Recipe, load_recipe, parse_recipe
@@ -43,6 +45,7 @@ _LAZY = {
     "load_dataset": "tinystudent.data",
     "load_file": "tinystudent.data",
     "make_split": "tinystudent.data",
+    "write_report_html": "tinystudent.evaluate.run_page",
     "DataError": "tinystudent.errors",
     "RecipeError": "tinystudent.errors",
     "TinyStudentError": "tinystudent.errors",
@@ -66,6 +69,7 @@ __all__ = [
     "load_dataset",
     "load_file",
     "make_split",
+    "write_report_html",
     "DataError",
     "RecipeError",
     "TinyStudentError",

@@ -1022,11 +1022,11 @@ def _tps(entry: dict[str, Any], key: str, setting: str) -> str:
 ROLE_ORDER = {"teacher": 0, "student": 1, "student-gold": 2, "baseline": 3}
 
 
-def render_markdown(doc: dict[str, Any]) -> str:
-    """One table: accuracy per k (mean ± std over seeds), then size and speed per system."""
+def protocol_table(doc: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the protocol's table (Markdown here, HTML in bench/report_page.py):
+    accuracy per k (mean ± std over seeds), then size and speed per system."""
     spec = doc["spec"]
     ks = [str(k) for k in spec["ks"]]
-    d = doc["dataset"]
     threads = [f"threads={t or 'all'}" for t in spec["speed"]["threads"]]
     all_label = f"{doc['budget']['torch_threads']} threads"  # what "threads=all" meant
     head = ["system"]
@@ -1035,7 +1035,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
     head += ["params", "size fp32", "size int8", "p50 / p95 ms (1 thread)"]
     head += ["texts/s 1 thread" if t == "threads=1" else f"texts/s {all_label}" for t in threads]
     head += ["int8 texts/s 1 thread", "x teacher (1 thread)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     ordered = sorted(doc["systems"].items(), key=lambda kv: ROLE_ORDER.get(kv[1]["role"], 9))
     for name, e in ordered:
         by_k = e.get("by_k", {})
@@ -1049,10 +1049,18 @@ def render_markdown(doc: dict[str, Any]) -> str:
         cells += [_tps(e, "speed", t) for t in threads]
         cells.append(_tps(e, "int8_speed", "threads=1"))
         cells.append(f"{one['x_teacher']:,.0f}x" if one and "x_teacher" in one else "-")
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
+    return head, rows
+
+
+def protocol_caption(doc: dict[str, Any]) -> str:
+    """What the table measured: data, seeds, test split, how speed was timed (Markdown)."""
+    spec = doc["spec"]
+    ks = [str(k) for k in spec["ks"]]
+    d = doc["dataset"]
     env = doc["environment"]
     ref = doc["reference_run"]
-    caption = (
+    return (
         f"**{doc['protocol']}** ({d['name']}): k = {', '.join(ks)} labeled examples per class, "
         f"seeds {spec['seeds']}, {d['test_size']:,} fixed test texts (majority class "
         f"{d['majority_class_accuracy']:.3f}), students distilled on {d['transfer_size']:,} "
@@ -1063,6 +1071,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"{ref['seed']} models in one process on {env['machine']['cpus']} CPUs "
         f"({env['machine']['processor']}); teachers are timed without their embedding cache."
     )
+
+
+def protocol_summary(doc: dict[str, Any]) -> list[str]:
+    """One line per k: the best distilled student against every baseline (Markdown)."""
     summary = []
     for k, c in (doc.get("comparison") or {}).items():
         parts = [
@@ -1074,14 +1086,27 @@ def render_markdown(doc: dict[str, Any]) -> str:
             f"- k = {k}: best student **{c['best_student']}**, {c['accuracy']:.3f} "
             f"({c['pct_of_teacher']:.1f}% of its teacher); vs " + "; ".join(parts) + "."
         )
+    return summary
+
+
+def protocol_footer(doc: dict[str, Any]) -> str:
+    env = doc["environment"]
     took = doc["budget"]["seconds"] / 60
-    foot = (
+    return (
         f"Generated from `bench/results/{doc['protocol']}.json` "
         f"(`{env['command']}`, commit {(env.get('git_commit') or 'unknown')[:8]}, "
         f"{took:.0f} min{', quick mode' if doc['quick'] else ''})."
     )
-    body = [caption, "", *lines, ""]
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    """One table: accuracy per k (mean ± std over seeds), then size and speed per system."""
+    head, rows = protocol_table(doc)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    body = [protocol_caption(doc), "", *lines, ""]
+    summary = protocol_summary(doc)
     if summary:
         body += ["Accuracy difference of the best distilled student (1-thread speed ratio):", ""]
         body += [*summary, ""]
-    return "\n".join([*body, foot]) + "\n"
+    return "\n".join([*body, protocol_footer(doc)]) + "\n"

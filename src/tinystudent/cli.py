@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
 def _print_report(out: Path) -> None:
     print((out / "report.md").read_text(encoding="utf-8"))
-    print(f"artifacts: {out}/ (report.json, report.md, teacher/, student/, cache/)")
+    print(
+        f"artifacts: {out}/ (report.json, report.md, report.html, predictions.json, teacher/, "
+        "student/, cache/)"
+    )
 
 
 #: recipe values `run` and `check` take as flags (see tinystudent.overrides.FIELDS)
@@ -159,6 +162,16 @@ def _read_inputs(args: argparse.Namespace) -> list[str]:
     return texts
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """(Re)build RUN_DIR/report.html, a self-contained page (tables, confusion matrices,
+    calibration, training history, the texts student and teacher disagree on most), from the
+    run's report.json and predictions.json; no model is loaded."""
+    from tinystudent.evaluate.run_page import write_report_html
+
+    print(f"wrote {write_report_html(args.run_dir, top=args.top)}")
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """Classify texts with a saved student (a run's student/ directory)."""
     import json
@@ -264,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("run", cmd_run, "run (or resume) the pipeline of a recipe YAML or of --data FILE"),
         ("check", cmd_check, "validate a recipe of any kind and print it with every default"),
         ("demo", cmd_demo, "distill the built-in default (Rotten Tomatoes, k=64) and report"),
+        ("report", cmd_report, "(re)build a finished run's report.html"),
         ("predict", cmd_predict, "classify texts with a saved student"),
         ("bench", cmd_bench, "benchmark teachers, students and baselines (a protocol or YAML)"),
         ("embed-distill", cmd_embed_distill, "distill a sentence-embedding teacher (recipe YAML)"),
@@ -294,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["embed-distill"].add_argument("--out", help="run directory (default: runs/<name>)")
     parsers["rationale"].add_argument("recipe", help="recipe YAML (see recipes/rationale_*)")
     parsers["rationale"].add_argument("--out", help="run directory (default: runs/<name>)")
+    p = parsers["report"]
+    p.add_argument("run_dir", help="a finished run directory (holding report.json)")
+    p.add_argument("--top", type=int, default=10, help="disagreeing texts to list (default 10)")
     p = parsers["predict"]
     p.add_argument("model_dir", help="a student directory, or a run directory holding student/")
     p.add_argument("texts", nargs="*", help="texts to classify (else --file or stdin)")

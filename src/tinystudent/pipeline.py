@@ -27,6 +27,8 @@ from tinystudent.data import Split, load_dataset, make_split
 from tinystudent.data import split as split_code
 from tinystudent.errors import RecipeError
 from tinystudent.evaluate import classification_metrics, render_markdown, throughput
+from tinystudent.evaluate.predictions import SplitPredictions, save_predictions
+from tinystudent.evaluate.run_page import write_report_html
 from tinystudent.evaluate.speed import torch_threads
 from tinystudent.io import read_json, remove_stale_temps, write_json, write_text
 from tinystudent.label import LabelStats, label_texts
@@ -512,6 +514,11 @@ def _run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
     if agreement:
         markdown += "\n" + agreement_markdown(agreement)
     write_text(rd.root / "report.md", markdown)
+    preds = SplitPredictions(
+        split.label_names, split.test_texts, split.test_labels, test_probs, student_probs
+    )
+    save_predictions(rd.root, preds)
+    write_report_html(rd.root)
     return report
 
 

@@ -19,20 +19,34 @@ def classification_metrics(labels: list[int], probs: np.ndarray) -> dict[str, fl
     }
 
 
+def calibration_bins(
+    labels: list[int], probs: np.ndarray, bins: int = 15
+) -> list[tuple[int, float, float]]:
+    """(texts, accuracy, mean confidence) of each equal-width confidence bin, empty bins
+    included as (0, nan, nan): what ECE sums and what a reliability diagram draws."""
+    conf = probs.max(1)
+    right = probs.argmax(1) == np.asarray(labels)
+    which = np.minimum((conf * bins).astype(int), bins - 1)  # a confidence of 1.0: last bin
+    out = []
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            out.append((int(inside.sum()), float(right[inside].mean()), float(conf[inside].mean())))
+        else:
+            out.append((0, float("nan"), float("nan")))
+    return out
+
+
 def expected_calibration_error(labels: list[int], probs: np.ndarray, bins: int = 15) -> float:
     """How far the top probability is from being right that often (Guo et al.'s ECE):
     texts binned by confidence into `bins` equal-width bins, |accuracy - confidence| per bin,
     weighted by the bin's share of texts. 0 = calibrated; a user reads these probabilities."""
     if len(labels) == 0:
         return float("nan")
-    conf = probs.max(1)
-    right = probs.argmax(1) == np.asarray(labels)
-    which = np.minimum((conf * bins).astype(int), bins - 1)  # a confidence of 1.0: last bin
     gap = 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            gap += inside.mean() * abs(right[inside].mean() - conf[inside].mean())
+    for n, acc, conf in calibration_bins(labels, probs, bins):
+        if n:
+            gap += n / len(labels) * abs(acc - conf)
     return float(gap)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def _size(n: float) -> str:
+def format_size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -13,14 +13,19 @@ def _size(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def _params(n: float) -> str:
+def format_params(n: float) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
+
+
+def system_rows(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(role, entry) of every system the report compares, teacher first (the page's order too)."""
+    return [("teacher", report["teacher"]), *report["systems"].items()]
 
 
 def render_markdown(report: dict[str, Any]) -> str:
     """A Markdown table of every system in the report, teacher first."""
     t = report["teacher"]
-    rows = [("teacher", t)] + [(name, s) for name, s in report["systems"].items()]
+    rows = system_rows(report)
     head = (
         "| system | model | accuracy | macro-F1 | % of teacher | agreement | ECE | params | "
         "x smaller | size on disk | texts/s |\n|---|---|---|---|---|---|---|---|---|---|---|"
@@ -48,7 +53,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         ece = f"{r['ece']:.3f}" if "ece" in r else "-"  # reports made before it was measured
         lines.append(
             f"| {role} | {r['name']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {pct:.1f}% | "
-            f"{agree} | {ece} | {_params(r['params'])} | {t['params'] / r['params']:.0f}x | "
-            f"{_size(r['size_bytes'])} | {r['throughput']:,.0f} |"
+            f"{agree} | {ece} | {format_params(r['params'])} | {t['params'] / r['params']:.0f}x | "
+            f"{format_size(r['size_bytes'])} | {r['throughput']:,.0f} |"
         )
     return "\n".join(lines) + "\n"
