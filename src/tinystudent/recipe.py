@@ -286,7 +286,7 @@ def check_multi_label(recipe: Recipe) -> None:
     if not isinstance(recipe.teacher, FrozenTeacherConfig):
         kind = getattr(recipe.teacher, "kind", "finetune")
         raise ValueError(
-            f"teacher.kind: {kind} cannot label multi-label data; use kind: frozen (a frozen "
+            f"teacher.kind: {kind} cannot label multi-label data, use kind: frozen (a frozen "
             "encoder with one logistic regression per label)"
         )
     if recipe.teacher.temperature != 1.0:
@@ -296,7 +296,7 @@ def check_multi_label(recipe: Recipe) -> None:
     if train.objectives is None:
         if legacy:
             raise ValueError(
-                f"train: {sorted(legacy)} are single-label (kd/ce) settings; multi-label runs "
+                f"train: {sorted(legacy)} are single-label (kd/ce) settings, multi-label runs "
                 "train with objectives: [{kind: bce}]"
             )
         from tinystudent.train.config import ObjectiveSpec
@@ -306,7 +306,7 @@ def check_multi_label(recipe: Recipe) -> None:
     bad = [k for k in kinds if k not in MULTI_LABEL_OBJECTIVES + LABEL_FREE_OBJECTIVES]
     if bad:
         raise ValueError(
-            f"train.objectives: {bad} assume one label per text; multi-label runs use bce "
+            f"train.objectives: {bad} assume one label per text, multi-label runs use bce "
             f"(plus any of {list(LABEL_FREE_OBJECTIVES)})"
         )
     if "bce" not in kinds:
