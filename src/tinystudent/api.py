@@ -38,9 +38,16 @@ class DistillResult:
         return self.student.predict_proba(_as_list(texts))
 
     def predict(self, texts: str | Sequence[str]) -> list[str]:
-        """The most likely label of each text."""
+        """The most likely label of each text (single-label runs; see `predict_labels`)."""
+        if self.student.multi_label:
+            raise ValueError("a multi-label student predicts label sets: use predict_labels")
         probs = self.predict_proba(texts)
         return [self.label_names[int(i)] for i in probs.argmax(axis=1)]
+
+    def predict_labels(self, texts: str | Sequence[str]) -> list[list[str]]:
+        """Each text's label set: labels over their thresholds (multi-label runs), else the
+        one most likely label."""
+        return self.student.predict_labels(_as_list(texts))
 
 
 def _as_list(texts: str | Sequence[str]) -> list[str]:

@@ -184,6 +184,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     student = load_student(model_dir)
     texts = _read_inputs(args)
     probs = student.predict_proba(texts)
+    if student.multi_label:  # label sets: every label over its threshold
+        sets = student.predict_labels(texts)
+        for text, p, labels in zip(texts, probs, sets):
+            if args.json:
+                scores = {n: round(float(v), 6) for n, v in zip(student.label_names, p)}
+                print(json.dumps({"text": text, "labels": labels, "probs": scores}))
+            else:
+                print(f"{','.join(labels) or '-'}\t{text}")
+        return 0
     for text, p in zip(texts, probs):
         best = int(p.argmax())
         if args.json:

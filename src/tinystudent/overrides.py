@@ -24,6 +24,8 @@ FIELDS: dict[str, str] = {
     "label_column": "data.label_column",
     "label_names": "data.label_names",
     "on_conflict": "data.on_conflict",
+    "multi_label": "data.multi_label",
+    "label_separator": "data.label_separator",
     "k": "data.k",
     "seed": "data.seed",
     "test_size": "data.test_size",

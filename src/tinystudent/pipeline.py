@@ -23,10 +23,17 @@ import torch
 from tinystudent import __version__
 from tinystudent.check import resolved_yaml
 from tinystudent.code_version import versioned
-from tinystudent.data import Split, load_dataset, make_split
+from tinystudent.data import (
+    Split,
+    load_dataset,
+    load_multilabel_dataset,
+    make_multilabel_split,
+    make_split,
+)
 from tinystudent.data import split as split_code
 from tinystudent.errors import RecipeError
 from tinystudent.evaluate import classification_metrics, render_markdown, throughput
+from tinystudent.evaluate.multilabel import choose_thresholds, decide, multilabel_metrics
 from tinystudent.evaluate.predictions import SplitPredictions, save_predictions
 from tinystudent.evaluate.run_page import write_report_html
 from tinystudent.evaluate.speed import torch_threads
@@ -49,8 +56,10 @@ from tinystudent.teachers.amalgamate import (
 )
 from tinystudent.teachers.frozen import FrozenEncoderTeacher, FrozenTeacherConfig
 from tinystudent.teachers.llm import LLMTeacher, LLMTeacherConfig
+from tinystudent.teachers.multilabel import MultiLabelFrozenTeacher
 from tinystudent.train import TeacherSignals, train_student
 from tinystudent.train import loop as train_code
+from tinystudent.train.loop import holdout_split
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +125,19 @@ def stage_data(run: RunDir) -> Split:
         run.mark("data", key, ran=False)
         return Split.from_json(read_json(run.split))
     d = r.data
-    ds = load_dataset(d.dataset, d.text_column, d.label_column, d.label_names, d.on_conflict)
-    split = make_split(ds, d.k, d.seed, d.test_size, d.split_seed)
+    if d.multi_label:
+        mds = load_multilabel_dataset(
+            d.dataset,
+            d.text_column,
+            d.label_column,
+            d.label_names,
+            d.on_conflict,
+            d.label_separator,
+        )
+        split = make_multilabel_split(mds, d.k, d.seed, d.test_size, d.split_seed)
+    else:
+        ds = load_dataset(d.dataset, d.text_column, d.label_column, d.label_names, d.on_conflict)
+        split = make_split(ds, d.k, d.seed, d.test_size, d.split_seed)
     if d.max_pool is not None:
         split.pool = split.pool[: d.max_pool]
     write_json(run.split, split.to_json())
@@ -143,7 +163,8 @@ def fit_teacher(
 ) -> AnyTeacher:
     """Fit (or reload) one teacher of any kind into `out_dir`, recorded as `stage`."""
     if isinstance(cfg, FrozenTeacherConfig):
-        return _stage_cached_teacher(run, split, FrozenEncoderTeacher, cfg, key, stage, out_dir)
+        cls = MultiLabelFrozenTeacher if split.multi_label else FrozenEncoderTeacher
+        return _stage_cached_teacher(run, split, cls, cfg, key, stage, out_dir)
     if isinstance(cfg, LLMTeacherConfig):
         return _stage_cached_teacher(run, split, LLMTeacher, cfg, key, stage, out_dir)
     r = run.recipe
@@ -179,12 +200,13 @@ def _stage_cached_teacher(
     an LLM's shots and calibration). What it computes per text (embeddings, raw LM scores)
     lives in the run's cache, so a rerun with another seed, k or calibration (sharing
     `label.cache_dir`) never computes it twice."""
-    cache = run.cache / ("embeddings" if cls is FrozenEncoderTeacher else "llm-scores")
+    cache = run.cache / ("embeddings" if issubclass(cls, FrozenEncoderTeacher) else "llm-scores")
     if run.is_done(stage, key, out_dir / "teacher.json"):
         run.mark(stage, key, ran=False)
         return cls.load(out_dir, cache_dir=cache)
     teacher = cls.from_config(split.label_names, cfg, cache)  # type: ignore[arg-type]
-    fit = teacher.fit(split.train_texts, split.train_labels, seed=run.recipe.data.seed)
+    gold: Any = split.train_targets if split.multi_label else split.train_labels
+    fit = teacher.fit(split.train_texts, gold, seed=run.recipe.data.seed)
     teacher.save(out_dir)
     write_json(out_dir / "train_log.json", {"fit": fit})
     run.mark(stage, key, ran=True)
@@ -265,8 +287,9 @@ def teacher_signals(
     needs = r.train.needs()
     embed = getattr(teacher, "embed", None)
     layer_source = getattr(teacher, "layer_source", None)
-    if needs and (("embeddings" in needs and embed is None) or
-                  ("layers" in needs and layer_source is None)):
+    if needs and (
+        ("embeddings" in needs and embed is None) or ("layers" in needs and layer_source is None)
+    ):
         raise RecipeError(
             f"train.objectives: {sorted(needs)} need an encoder teacher (finetune or frozen); "
             f"this teacher ({type(teacher).__name__}) gives probabilities only"
@@ -283,12 +306,36 @@ def teacher_signals(
     return TeacherSignals(probs=probs, embeddings=embeddings, layers=layers)
 
 
+def student_thresholds(
+    student: Student,
+    teacher: Any,
+    transfer: list[str],
+    signals: TeacherSignals,
+    labels: list[int],
+    r: Recipe,
+) -> dict[str, Any]:
+    """Set a multi-label student's per-label thresholds: the best F1 against the teacher's
+    own decisions on the transfer texts training held out (all transfer texts when it held
+    none out); the test split is never read."""
+    _, val_idx = holdout_split(labels, r.train)
+    rows = val_idx or list(range(len(transfer)))
+    reference = teacher.predict_labels(signals.probs[rows])
+    probs = student.predict_proba([transfer[i] for i in rows])
+    student.set_multi_label(choose_thresholds(probs, reference))
+    return {
+        "chosen_on": "held-out transfer" if val_idx else "transfer",
+        "texts": len(rows),
+        "values": student.thresholds,
+    }
+
+
 def stage_student(
     run: RunDir,
     split: Split,
     transfer: list[str],
     signals: TeacherSignals,
     labels: list[int],
+    teacher: Any = None,
 ) -> tuple[Student, dict[str, Any]]:
     r = run.recipe
     key = r.section_hash("data", *r.teacher_sections, "generate", "student", "train")
@@ -316,10 +363,14 @@ def stage_student(
     else:
         seed_everything(r.train.seed)  # initial weights independent of the stages before
         student = build_student(r.student.kind, r.student.options, split.label_names)
+        if split.multi_label:
+            student.set_multi_label()
         result = train_student(
             student, transfer, signals, labels, r.train, checkpoint_dir=run.student_ckpt
         )
     log_data = result.log()
+    if split.multi_label:
+        log_data["thresholds"] = student_thresholds(student, teacher, transfer, signals, labels, r)
     student.save(run.student)
     write_json(run.student / "train_log.json", log_data)
     run.mark("student", key, ran=True)
@@ -331,7 +382,9 @@ def transfer_set(split: Split) -> tuple[list[str], list[int]]:
     """The k gold examples (with their labels) plus the unlabeled pool (label -1), deduplicated."""
     gold = set(split.train_texts)
     pool = [t for t in dict.fromkeys(split.pool) if t not in gold]
-    return split.train_texts + pool, split.train_labels + [-1] * len(pool)
+    # multi-label gold sets reach the student through the teacher only (bce on its outputs)
+    ids = [-1] * len(split.train_texts) if split.multi_label else split.train_labels
+    return split.train_texts + pool, ids + [-1] * len(pool)
 
 
 def stage_transfer(run: RunDir, split: Split) -> tuple[list[str], list[int], list[str]]:
@@ -448,10 +501,24 @@ def _run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
     sources = dict(Counter(kinds))
 
     signals = teacher_signals(rd, teacher, transfer, probs)
-    student, train_log = stage_student(rd, split, transfer, signals, labels)
+    student, train_log = stage_student(rd, split, transfer, signals, labels, teacher)
     student_probs = student.predict_proba(split.test_texts)
     teacher_pred = test_probs.argmax(1)
     probe = split.test_texts[:256]
+    if split.multi_label:
+        return _finish_multilabel(
+            rd,
+            split,
+            teacher,
+            student,
+            test_probs,
+            student_probs,
+            transfer,
+            sources,
+            (stats, test_stats),
+            train_log,
+            start,
+        )
     member_entries: dict[str, dict[str, Any]] = {}
     agreement: dict[str, dict[str, float]] = {}
     if isinstance(teacher, AmalgamatedTeacher):
@@ -562,3 +629,72 @@ def _member_report(
         preds[name] = probs.argmax(1)
     preds["amalgamated"] = amalgamated_pred
     return entries, agreement_matrix(preds)
+
+
+def _finish_multilabel(
+    rd: RunDir,
+    split: Split,
+    teacher: Any,
+    student: Student,
+    test_probs: np.ndarray,
+    student_probs: np.ndarray,
+    transfer: list[str],
+    sources: dict[str, int],
+    label_stats: tuple[LabelStats, LabelStats],
+    train_log: dict[str, Any],
+    start: float,
+) -> dict[str, Any]:
+    """The report of a multi-label run: micro-F1, macro-F1 and subset accuracy of teacher and
+    student, each deciding at its own per-label thresholds."""
+    recipe = rd.recipe
+    probe = split.test_texts[:256]
+    targets = np.asarray(split.test_targets)
+    teacher_dec = decide(test_probs, teacher.thresholds)
+    student_dec = decide(student_probs, student.thresholds or [])
+    size, tput = _teacher_speed_and_size(teacher, rd.teacher, probe)
+    t_entry: dict[str, Any] = {
+        "name": recipe.teacher.model,
+        **multilabel_metrics(targets, teacher_dec),
+    }
+    t_entry.update(
+        params=teacher.num_params(),
+        size_bytes=size,
+        throughput=tput,
+        thresholds=list(teacher.thresholds),
+    )
+    s_entry: dict[str, Any] = {"name": student.kind, **multilabel_metrics(targets, student_dec)}
+    s_entry.update(
+        params=student.num_params(),
+        size_bytes=(rd.student / "student.safetensors").stat().st_size,
+        throughput=throughput(student.predict_proba, probe, min_seconds=1.0),
+        thresholds=list(student.thresholds or []),
+        agreement_with_teacher=float((student_dec == teacher_dec).all(1).mean()),
+    )
+    t_f1 = t_entry["micro_f1"]
+    s_entry["pct_of_teacher"] = 100 * s_entry["micro_f1"] / t_f1 if t_f1 else float("nan")
+    s_entry["compression"] = t_entry["params"] / s_entry["params"]
+    stats, test_stats = label_stats
+    report: dict[str, Any] = {
+        "name": recipe.name,
+        "tinystudent_version": __version__,
+        "multi_label": True,
+        "dataset": recipe.data.dataset,
+        "k": recipe.data.k,
+        "seed": recipe.data.seed,
+        "label_names": split.label_names,
+        "test_size": len(split.test_texts),
+        "transfer_size": len(transfer),
+        "transfer_sources": sources,
+        "data_cleaning": split.cleaning,
+        "torch_threads": torch.get_num_threads(),
+        "teacher": t_entry,
+        "student": s_entry,
+        "labeling": {"transfer": stats.__dict__, "test": test_stats.__dict__},
+        "training": train_log,
+        "stages": rd.ran,
+    }
+    report["systems"] = {"student (distilled)": s_entry}
+    report["seconds"] = time.perf_counter() - start
+    write_json(rd.root / "report.json", report)
+    write_text(rd.root / "report.md", render_markdown(report) + cleaning_markdown(split.cleaning))
+    return report

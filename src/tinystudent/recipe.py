@@ -57,13 +57,33 @@ class DataSpec(_Strict):
         "majority label (dropped on a tie)",
     )
 
+    multi_label: bool = Field(
+        False, description="each text carries a set of labels (a list, or label_separator)"
+    )
+    label_separator: str | None = Field(
+        None, min_length=1, description="multi-label CSV/TSV: the labels in one cell, e.g. '|'"
+    )
+
+    @model_validator(mode="after")
+    def _separator_needs_multi(self) -> DataSpec:
+        if self.label_separator is not None and not self.multi_label:
+            raise ValueError("label_separator: only read with multi_label: true")
+        return self
+
     @model_serializer(mode="wrap")
     def _hash_stable(self, handler: SerializerFunctionWrapHandler, info: Any) -> dict[str, Any]:
-        """Leave the default `on_conflict` out of stage hashes, so runs made before the key
-        existed keep their finished stages."""
+        """Leave the defaults of keys added later (`on_conflict`, `multi_label`,
+        `label_separator`) out of stage hashes, so runs made before they existed keep their
+        finished stages."""
         out: dict[str, Any] = handler(self)
-        if (info.context or {}).get("stage_hash") and out.get("on_conflict") == "error":
-            out.pop("on_conflict")
+        if (info.context or {}).get("stage_hash"):
+            for key, default in (
+                ("on_conflict", "error"),
+                ("multi_label", False),
+                ("label_separator", None),
+            ):
+                if key in out and out[key] == default:
+                    out.pop(key)
         return out
 
 
@@ -214,6 +234,10 @@ class Recipe(_Strict):
             raise ValueError("give either teacher (one) or teachers (several), not both")
         if self.amalgamation is not None and self.teachers is None:
             raise ValueError("amalgamation needs a teachers list")
+        if self.data.multi_label:
+            check_multi_label(self)
+        elif any(o.kind in MULTI_LABEL_OBJECTIVES for o in self.train.resolved_objectives()):
+            raise ValueError("train.objectives: bce needs data.multi_label: true")
         return self
 
     @model_serializer(mode="wrap")
@@ -247,6 +271,51 @@ class Recipe(_Strict):
         if "train" in payload:
             payload["train"] = self.train.resolved()
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: Objectives a multi-label run may use: bce on the logits; the rest read no class structure.
+MULTI_LABEL_OBJECTIVES = ("bce",)
+LABEL_FREE_OBJECTIVES = ("embedding", "contrastive", "hidden", "attention")
+
+
+def check_multi_label(recipe: Recipe) -> None:
+    """What `data.multi_label: true` works with: one frozen teacher (one logistic regression
+    per label), the bce objective, one training process. Fills in `bce` as the objective
+    when the recipe names none; errors name what works instead."""
+    if recipe.teachers is not None:
+        raise ValueError("teachers: multi-label runs take one teacher (kind: frozen)")
+    if not isinstance(recipe.teacher, FrozenTeacherConfig):
+        kind = getattr(recipe.teacher, "kind", "finetune")
+        raise ValueError(
+            f"teacher.kind: {kind} cannot label multi-label data, use kind: frozen (a frozen "
+            "encoder with one logistic regression per label)"
+        )
+    if recipe.teacher.temperature != 1.0:
+        raise ValueError("teacher.temperature: multi-label teachers give per-label sigmoids")
+    train = recipe.train
+    legacy = {"temperature", "alpha", "loss"} & train.model_fields_set
+    if train.objectives is None:
+        if legacy:
+            raise ValueError(
+                f"train: {sorted(legacy)} are single-label (kd/ce) settings, multi-label runs "
+                "train with objectives: [{kind: bce}]"
+            )
+        from tinystudent.train.config import ObjectiveSpec
+
+        train.objectives = [ObjectiveSpec(kind="bce")]
+    kinds = [o.kind for o in train.objectives]
+    bad = [k for k in kinds if k not in MULTI_LABEL_OBJECTIVES + LABEL_FREE_OBJECTIVES]
+    if bad:
+        raise ValueError(
+            f"train.objectives: {bad} assume one label per text, multi-label runs use bce "
+            f"(plus any of {list(LABEL_FREE_OBJECTIVES)})"
+        )
+    if "bce" not in kinds:
+        raise ValueError("train.objectives: a multi-label run needs bce (the per-label targets)")
+    if recipe.scale.nproc > 1 or recipe.scale.label_backend != "local":
+        raise ValueError("scale: multi-label runs train in one process and label locally")
+    if recipe.generate.enabled:
+        raise ValueError("generate.enabled: not yet supported with data.multi_label")
 
 
 def _without_union_tags(loc: list[Any]) -> list[Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,8 +148,26 @@ def _missing_column(path: Path, line: int, row: dict[str, Any], column: str, opt
     )
 
 
+#: A raw label cell to its label key: "" for no label (the row joins the pool), None when the
+#: cell is bad (the parser has recorded the problem).
+LabelParser = Callable[[Any, int, str, Problems], "str | None"]
+
+
+def single_label(value: Any, line: int, column: str, problems: Problems) -> str | None:
+    """One label per row: a scalar cell, read as text."""
+    if isinstance(value, (dict, list)):
+        problems.add("bad_row", f"row {line} column {column!r} is not a label")
+        return None
+    return "" if value is None else str(value).strip()
+
+
 def _collect(
-    path: Path, rows: Rows, text_column: str, label_column: str, problems: Problems
+    path: Path,
+    rows: Rows,
+    text_column: str,
+    label_column: str,
+    problems: Problems,
+    parse: LabelParser = single_label,
 ) -> _Collected:
     """Every row checked; a column missing from the first row is the user's option, not data."""
     out = _Collected()
@@ -174,10 +192,9 @@ def _collect(
         if not text or not text.strip():
             problems.add("empty_text", f"row {line} has an empty text in column {text_column!r}")
             continue
-        if isinstance(label, (dict, list)):
-            problems.add("bad_row", f"row {line} column {label_column!r} is not a label")
+        label = parse(label, line, label_column, problems)
+        if label is None:
             continue
-        label = "" if label is None else str(label).strip()
         if label:
             out.texts.append(text.strip())
             out.labels.append(label)

@@ -25,6 +25,11 @@ KINDS: dict[str, tuple[str, str, str]] = {
         "unknown labels",
         "fix these labels or add them to data.label_names",
     ),
+    "empty_label_set": (
+        "empty label set",
+        "empty label sets",
+        "give each labelled row at least one label (null leaves a row unlabeled)",
+    ),
     "conflict": (
         "text with conflicting labels",
         "texts with conflicting labels",

@@ -29,9 +29,18 @@ class Split:
     test_labels: list[int]
     pool: list[str]  # unlabeled in-domain text: the transfer set before generation
     cleaning: dict[str, Any] = field(default_factory=dict)  # what loading changed (report)
+    # Multi-label splits (`data/multisplit.py`): the label sets as multi-hot rows; the
+    # single-label `train_labels` / `test_labels` are then empty.
+    multi_label: bool = False
+    train_targets: list[list[int]] | None = None
+    test_targets: list[list[int]] | None = None
 
     def to_json(self) -> dict[str, object]:
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        if not self.multi_label:  # single-label split.json files stay as they were
+            for key in ("multi_label", "train_targets", "test_targets"):
+                data.pop(key)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Split:

@@ -24,6 +24,8 @@ def system_rows(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def render_markdown(report: dict[str, Any]) -> str:
     """A Markdown table of every system in the report, teacher first."""
+    if report.get("multi_label"):
+        return render_multilabel(report)
     t = report["teacher"]
     rows = system_rows(report)
     head = (
@@ -55,5 +57,31 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {role} | {r['name']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {pct:.1f}% | "
             f"{agree} | {ece} | {format_params(r['params'])} | {t['params'] / r['params']:.0f}x | "
             f"{format_size(r['size_bytes'])} | {r['throughput']:,.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_multilabel(report: dict[str, Any]) -> str:
+    """The multi-label table: micro-F1 (and its % of the teacher's), macro-F1, subset accuracy,
+    label-set agreement with the teacher, each system at its own per-label thresholds."""
+    t = report["teacher"]
+    rows = [("teacher", t)] + [(name, s) for name, s in report["systems"].items()]
+    lines = [
+        f"**{report['dataset']}** (multi-label: {', '.join(report['label_names'])}), "
+        f"k = {report['k']} per label, seed {report['seed']}, {report['test_size']} test texts, "
+        f"transfer set {report['transfer_size']} texts",
+        "",
+        "| system | model | micro-F1 | macro-F1 | subset acc. | % of teacher (micro-F1) | "
+        "agreement (label sets) | params | x smaller | size on disk | texts/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for role, r in rows:
+        pct = 100 * r["micro_f1"] / t["micro_f1"] if t["micro_f1"] else float("nan")
+        agree = "-" if role == "teacher" else f"{r['agreement_with_teacher']:.3f}"
+        lines.append(
+            f"| {role} | {r['name']} | {r['micro_f1']:.3f} | {r['macro_f1']:.3f} | "
+            f"{r['subset_accuracy']:.3f} | {pct:.1f}% | {agree} | {_params(r['params'])} | "
+            f"{t['params'] / r['params']:.0f}x | {_size(r['size_bytes'])} | "
+            f"{r['throughput']:,.0f} |"
         )
     return "\n".join(lines) + "\n"

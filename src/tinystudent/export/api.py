@@ -42,25 +42,39 @@ def default_out_dir(student_dir: Path) -> Path:
     return student_dir.with_name(student_dir.name + "-onnx")
 
 
-def held_out_split(student_dir: Path, label_names: list[str]) -> tuple[list[str], list[int]] | None:
-    """The run's held-out test texts and labels, if the student sits in a run directory."""
+def held_out_split(student_dir: Path, label_names: list[str]) -> tuple[list[str], list[Any]] | None:
+    """The run's held-out test texts and labels (multi-hot rows for a multi-label run), if
+    the student sits in a run directory."""
     path = student_dir.parent / "data" / "split.json"
     if not path.exists():
         return None
     split = read_json(path)
     if split.get("label_names") != label_names or not split.get("test_texts"):
         return None
+    if split.get("multi_label"):
+        return list(split["test_texts"]), list(split["test_targets"])
     return list(split["test_texts"]), [int(y) for y in split["test_labels"]]
 
 
 def _score(
-    out: Path, variants: list[Variant], split: tuple[list[str], list[int]]
+    out: Path, variants: list[Variant], split: tuple[list[str], list[Any]]
 ) -> dict[str, Any]:
     from tinystudent.evaluate.metrics import classification_metrics
+    from tinystudent.evaluate.multilabel import decide, multilabel_metrics
 
     texts, labels = split
-    probs = {v: Predictor.load(out, v).predict_proba(texts) for v in variants}
+    predictors = {v: Predictor.load(out, v) for v in variants}
+    probs = {v: p.predict_proba(texts) for v, p in predictors.items()}
     metrics: dict[str, Any] = {}
+    thresholds = predictors[variants[0]].thresholds
+    if thresholds is not None:
+        decisions = {v: decide(p, thresholds) for v, p in probs.items()}
+        for v, d in decisions.items():
+            metrics[f"ONNX {v}"] = multilabel_metrics(labels, d)
+            if v != "fp32":
+                same = (d == decisions["fp32"]).all(1)
+                metrics[f"ONNX {v}"]["agreement_with_fp32"] = float(same.mean())
+        return metrics
     for v, p in probs.items():
         metrics[f"ONNX {v}"] = classification_metrics(labels, p)
         if v != "fp32":

@@ -13,7 +13,14 @@ from typing import Any
 
 from tinystudent.io import read_json
 
-STUDENT_METRICS = ("accuracy", "macro_f1", "agreement_with_teacher", "pct_of_teacher")
+STUDENT_METRICS = (
+    "accuracy",
+    "macro_f1",
+    "micro_f1",
+    "subset_accuracy",
+    "agreement_with_teacher",
+    "pct_of_teacher",
+)
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -43,7 +50,10 @@ def run_facts(student_dir: str | Path) -> dict[str, Any]:
     }
     if report:
         t = report.get("teacher") or {}
-        facts["teacher"] = {k: t.get(k) for k in ("name", "accuracy", "macro_f1", "params")}
+        keys = ("name", "accuracy", "macro_f1", "params") + (
+            ("micro_f1", "subset_accuracy", "thresholds") if report.get("multi_label") else ()
+        )
+        facts["teacher"] = {k: t.get(k) for k in keys}
         facts["data"] = {
             k: report.get(k) for k in ("dataset", "k", "seed", "test_size", "transfer_size")
         }

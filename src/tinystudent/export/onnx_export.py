@@ -95,7 +95,8 @@ def preprocess_spec(student: Student) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 class _ProbsGraph(nn.Module):
-    """What gets traced: the student's forward on positional inputs, logits and softmax out."""
+    """What gets traced: the student's forward on positional inputs, logits and probabilities
+    out (softmax, or one sigmoid per label for a multi-label student)."""
 
     def __init__(self, student: Student, input_names: list[str]) -> None:
         super().__init__()
@@ -105,7 +106,7 @@ class _ProbsGraph(nn.Module):
     def forward(self, first: torch.Tensor, second: torch.Tensor) -> tuple[torch.Tensor, ...]:
         features = dict(zip(self.input_names, (first, second)))
         logits = self.student(**features).logits.float()
-        return logits, torch.softmax(logits, dim=-1)
+        return logits, self.student.probabilities(logits)
 
 
 def _export_graph(student: Student, input_names: list[str], path: Path) -> None:
@@ -188,6 +189,14 @@ def _check_features(student: Student, pre: Preprocessor, batches: list[list[str]
                 )
 
 
+def _agreement(student: Student, a: np.ndarray, b: np.ndarray) -> float:
+    """Share of texts two graphs decide alike: the top class, or the whole label set."""
+    if student.multi_label:
+        t = np.asarray(student.thresholds)[None, :]
+        return float(((a >= t) == (b >= t)).all(1).mean())
+    return float((a.argmax(1) == b.argmax(1)).mean())
+
+
 def export_onnx(
     student: Student,
     out_dir: str | Path,
@@ -224,7 +233,7 @@ def export_onnx(
     max_diff = 0.0
     with torch.inference_mode():
         for batch in batches:
-            ref = torch.softmax(student(**student.featurize(batch)).logits.float(), -1).numpy()
+            ref = student.probabilities(student(**student.featurize(batch)).logits).numpy()
             got = fp32.run(["probs"], pre(batch))[0]
             max_diff = max(max_diff, float(np.abs(ref - got).max()))
     if not max_diff <= tolerance:
@@ -240,7 +249,7 @@ def export_onnx(
         models["int8"] = MODEL_INT8
         p32 = _probs(fp32, pre, texts)
         p8 = _probs(_session(out / MODEL_INT8), pre, texts)
-        facts["int8_agreement_with_fp32"] = float((p32.argmax(1) == p8.argmax(1)).mean())
+        facts["int8_agreement_with_fp32"] = _agreement(student, p32, p8)
         facts["int8_max_abs_diff"] = float(np.abs(p32 - p8).max())
     meta: dict[str, Any] = {
         "format": FORMAT,
@@ -252,8 +261,10 @@ def export_onnx(
         "models": models,
         "preprocessing": spec,
     }
+    if student.multi_label:  # the runtime decides each label at the student's threshold
+        meta.update(multi_label=True, thresholds=student.thresholds)
     written = list(models.values())
-    if is_fused_kind(student):
+    if is_fused_kind(student) and not student.multi_label:  # the fused kernel ends in softmax
         meta["fused"] = export_fused(student, out, int8)
         written += list(meta["fused"]["models"].values())
         facts.update(check_fused(student, out, meta, batches, texts, fp32, pre, tolerance))

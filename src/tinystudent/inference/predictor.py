@@ -29,11 +29,15 @@ Kernel = Literal["auto", "fused", "reference"]
 
 @dataclass(frozen=True)
 class Prediction:
-    """One text's most likely label, its probability, and every label's probability."""
+    """One text's most likely label, its probability, and every label's probability.
+
+    `labels` is the text's label set: for a multi-label model every label whose probability
+    reaches its threshold (possibly none), otherwise the one best label."""
 
     label: str
     score: float
     probs: dict[str, float]
+    labels: tuple[str, ...] = ()
 
 
 def _import_ort() -> Any:
@@ -138,6 +142,13 @@ class Predictor:
         return cls(session, pre, meta["label_names"], meta, root, chosen, fused)
 
     @property
+    def thresholds(self) -> list[float] | None:
+        """Per-label decision thresholds of a multi-label export; None for single-label."""
+        if not self.meta.get("multi_label"):
+            return None
+        return [float(t) for t in self.meta["thresholds"]]
+
+    @property
     def card(self) -> dict[str, Any]:
         """The model card's facts (teacher, data, metrics) when the export has one."""
         path = self.model_dir / CARD_FILE
@@ -162,14 +173,20 @@ class Predictor:
 
     def predict(self, texts: list[str], batch_size: int = 256) -> list[Prediction]:
         probs = self.predict_proba(texts, batch_size)
+        thresholds = self.thresholds
         preds = []
         for row in probs:
             best = int(row.argmax())
+            if thresholds is None:
+                chosen: tuple[str, ...] = (self.label_names[best],)
+            else:
+                chosen = tuple(n for n, p, t in zip(self.label_names, row, thresholds) if p >= t)
             preds.append(
                 Prediction(
                     label=self.label_names[best],
                     score=float(row[best]),
                     probs={n: float(p) for n, p in zip(self.label_names, row)},
+                    labels=chosen,
                 )
             )
         return preds

@@ -4,6 +4,7 @@ The objectives a recipe names (`tinystudent.train.objectives`) wrap these with t
 and options; keeping the math here lets it be tested on its own (gradients, edge cases).
 """
 
+from tinystudent.losses.bce import soft_bce
 from tinystudent.losses.ce import NO_LABEL, hard_ce
 from tinystudent.losses.hidden import (
     AttentionLoss,
@@ -27,6 +28,7 @@ __all__ = [
     "kd_kl",
     "kd_mse",
     "masked_mse",
+    "soft_bce",
     "symmetric_kl",
     "uniform_layer_map",
 ]

@@ -76,6 +76,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
     cfg = settings or ServeSettings()
     batcher = MicroBatcher(predictor.predict_proba, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue)
     labels = predictor.label_names
+    thresholds = getattr(predictor, "thresholds", None)  # multi-label: answers label sets
     meta = describe(predictor, cfg)  # read once: the export does not change under a server
 
     @contextlib.asynccontextmanager
@@ -118,7 +119,9 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
             probs = await future
         finally:
             future.cancel()  # a timed-out request leaves the queue
-        return Response(render_predictions(probs, labels), media_type="application/json")
+        return Response(
+            render_predictions(probs, labels, thresholds), media_type="application/json"
+        )
 
     @app.post(
         "/predict",

@@ -75,9 +75,22 @@ def parse_predict(body: bytes, cfg: ServeSettings) -> list[str]:
     return texts
 
 
-def render_predictions(probs: np.ndarray, labels: list[str]) -> bytes:
-    """`{"predictions": [{"label", "score", "probs"}, ...]}` in input order, as UTF-8 JSON."""
+def render_predictions(
+    probs: np.ndarray, labels: list[str], thresholds: list[float] | None = None
+) -> bytes:
+    """`{"predictions": [{"label", "score", "probs"}, ...]}` in input order, as UTF-8 JSON.
+    A multi-label model (`thresholds` given) answers `{"labels": [...], "probs"}` per text:
+    every label whose probability reaches its threshold."""
     rows = probs.tolist()  # one C call instead of a float() per cell
+    if thresholds is not None:
+        sets = [
+            {
+                "labels": [n for n, p, t in zip(labels, row, thresholds) if p >= t],
+                "probs": dict(zip(labels, row)),
+            }
+            for row in rows
+        ]
+        return json.dumps({"predictions": sets}, separators=(",", ":")).encode()
     best = probs.argmax(1).tolist()
     preds = [
         {"label": labels[b], "score": row[b], "probs": dict(zip(labels, row))}

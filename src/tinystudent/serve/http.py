@@ -103,8 +103,10 @@ class Service:
         labels: list[str],
         cfg: ServeSettings,
         info: Callable[[str], dict[str, Any]],
+        thresholds: list[float] | None = None,
     ) -> None:
         self.batcher, self.labels, self.cfg, self.info = batcher, labels, cfg, info
+        self.thresholds = thresholds  # a multi-label model answers label sets
         self.connections: set[Connection] = set()
         self.pending_bytes = 0
         self.counts: dict[int, int] = {}  # answers by status, for /health
@@ -127,7 +129,7 @@ class Service:
             raise RequestError(504, f"request took longer than {self.cfg.timeout_s:g} s") from None
         finally:
             future.cancel()  # a no-op once answered; otherwise it leaves the queue
-        return render_predictions(probs, self.labels)
+        return render_predictions(probs, self.labels, self.thresholds)
 
 
 class Connection(asyncio.Protocol):

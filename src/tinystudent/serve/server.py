@@ -36,6 +36,8 @@ def describe(predictor: Any, cfg: ServeSettings) -> dict[str, Any]:
         "kind": predictor.meta.get("kind"),
         "variant": predictor.variant,
         "labels": predictor.label_names,
+        "multi_label": getattr(predictor, "thresholds", None) is not None,
+        "thresholds": getattr(predictor, "thresholds", None),
         "teacher": card.get("teacher"),
         "data": card.get("data"),
         "metrics": card.get("metrics", {}),
@@ -75,7 +77,9 @@ async def open_server(
             "answers": {str(k): v for k, v in sorted(service.counts.items())},
         }
 
-    service = Service(batcher, predictor.label_names, cfg, info)
+    service = Service(
+        batcher, predictor.label_names, cfg, info, getattr(predictor, "thresholds", None)
+    )
     server = await asyncio.get_running_loop().create_server(service.protocol, sock=sock)
     return server, service
 

@@ -35,6 +35,8 @@ def load_student(model_dir: str | Path) -> Student:
     student = build_student(meta["kind"], meta["config"], meta["label_names"])
     student.load_preprocessing_state(meta.get("preprocessing", {}))
     student.load_state_dict(_student_weights(Path(model_dir)))
+    if meta.get("multi_label"):
+        student.set_multi_label(meta.get("thresholds"))
     student.eval()
     return student
 

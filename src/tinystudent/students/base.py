@@ -47,6 +47,23 @@ class Student(nn.Module, ABC):
         super().__init__()
         self.cfg = cfg
         self.label_names = list(label_names)
+        # Multi-label students read each logit as an independent sigmoid and decide each
+        # label at its own threshold (chosen after training on held-out transfer text).
+        self.multi_label = False
+        self.thresholds: list[float] | None = None
+
+    def set_multi_label(self, thresholds: list[float] | None = None) -> None:
+        """Make this a multi-label student (sigmoid outputs); `thresholds` default to 0.5."""
+        n = len(self.label_names)
+        if thresholds is not None and len(thresholds) != n:
+            raise ValueError(f"{len(thresholds)} thresholds for {n} labels")
+        self.multi_label = True
+        self.thresholds = [0.5] * n if thresholds is None else [float(t) for t in thresholds]
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Softmax over classes, or one sigmoid per label for a multi-label student."""
+        logits = logits.float()
+        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, -1)
 
     # -- preprocessing ---------------------------------------------------------------------
     def fit_preprocessing(self, texts: list[str]) -> None:  # noqa: B027 - optional hook
@@ -76,11 +93,21 @@ class Student(nn.Module, ABC):
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
             logits = self(**self.featurize([texts[j] for j in idx])).logits
-            out[idx] = torch.softmax(logits.float(), -1).numpy()
+            out[idx] = self.probabilities(logits).numpy()
         return out
 
     def predict(self, texts: list[str]) -> list[str]:
+        if self.multi_label:
+            raise ValueError("a multi-label student predicts label sets: use predict_labels")
         return [self.label_names[i] for i in self.predict_proba(texts).argmax(1)]
+
+    def predict_labels(self, texts: list[str]) -> list[list[str]]:
+        """Each text's labels over their thresholds (multi-label), or its one best label."""
+        probs = self.predict_proba(texts)
+        if not self.multi_label:
+            return [[self.label_names[i]] for i in probs.argmax(1)]
+        over = probs >= np.asarray(self.thresholds)[None, :]
+        return [[n for n, on in zip(self.label_names, row) if on] for row in over]
 
     # -- persistence -----------------------------------------------------------------------
     def num_params(self) -> int:
@@ -99,6 +126,9 @@ class Student(nn.Module, ABC):
                 "config": self.cfg.model_dump(),
                 "preprocessing": self.preprocessing_state(),
                 "params": self.num_params(),
+                **(
+                    {"multi_label": True, "thresholds": self.thresholds} if self.multi_label else {}
+                ),
                 **(extra or {}),
             },
         )

@@ -353,19 +353,20 @@ class FrozenEncoderTeacher:
             {"weight": torch.from_numpy(self.weight), "bias": torch.from_numpy(self.bias)},
             {"format": "pt", "temperature": repr(float(self.temperature))},
         )
-        write_json(
-            out / "teacher.json",
-            {
-                "kind": "frozen",
-                "label_names": self.label_names,
-                "config": self.cfg.model_dump(),
-                "temperature": self.temperature,
-                "encoder_fingerprint": self.encoder.fingerprint,
-                "fingerprint": self.fingerprint,
-                "params": self.num_params(),
-                "fit": self.fit_info,
-            },
-        )
+        write_json(out / "teacher.json", self.meta())
+
+    def meta(self) -> dict[str, Any]:
+        """What `teacher.json` records (subclasses add their own keys)."""
+        return {
+            "kind": "frozen",
+            "label_names": self.label_names,
+            "config": self.cfg.model_dump(),
+            "temperature": self.temperature,
+            "encoder_fingerprint": self.encoder.fingerprint,
+            "fingerprint": self.fingerprint,
+            "params": self.num_params(),
+            "fit": self.fit_info,
+        }
 
     @classmethod
     def load(

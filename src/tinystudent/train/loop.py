@@ -110,18 +110,23 @@ def optimizer_and_schedule(
 @torch.no_grad()
 def agree_count(
     student: Student, texts: list[str], teacher_probs: np.ndarray, device: torch.device
-) -> int:
+) -> float:
     """How many of `texts` the student labels as the teacher does (as `predict_proba` would:
-    length-sorted batches of 256, softmax, argmax)."""
+    length-sorted batches of 256, softmax, argmax). A multi-label student scores each text by
+    the share of labels on which its sigmoid and the teacher's probability fall on the same
+    side of 0.5 (its own thresholds are chosen only after training)."""
     student.eval()
-    hits = 0
+    hits = 0.0
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     for i in range(0, len(order), 256):
         idx = order[i : i + 256]
         feats = student.featurize([texts[j] for j in idx])
         logits = student(**{k: v.to(device) for k, v in feats.items()}).logits
-        pred = torch.softmax(logits.float(), -1).cpu().numpy().argmax(1)
-        hits += int((pred == teacher_probs[idx].argmax(1)).sum())
+        probs = student.probabilities(logits).cpu().numpy()
+        if student.multi_label:
+            hits += float(((probs >= 0.5) == (teacher_probs[idx] >= 0.5)).mean(1).sum())
+        else:
+            hits += int((probs.argmax(1) == teacher_probs[idx].argmax(1)).sum())
     return hits
 
 
