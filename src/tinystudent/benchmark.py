@@ -61,6 +61,7 @@ from tinystudent.teachers.frozen import (
     single_thread_blas,
 )
 from tinystudent.teachers.llm import LLMTeacherConfig
+from tinystudent.teachers.setfit import SetFitTeacher, SetFitTeacherConfig
 from tinystudent.train.config import TrainConfig
 
 Say = Callable[[str], None]
@@ -413,6 +414,16 @@ class _Teachers:
 
             llm = LLMTeacher.from_config(self.label_names, cfg, self.spec.cache_root() / "llm")
             return llm, llm.fit(split.train_texts, split.train_labels, seed)
+        if isinstance(cfg, SetFitTeacherConfig):  # the tuned body embeds through the cache
+            sf = SetFitTeacher.train(
+                self.label_names,
+                cfg,
+                split.train_texts,
+                split.train_labels,
+                seed,
+                self.spec.cache_root() / "embeddings",
+            )
+            return sf, sf.fit_info
         from tinystudent.teachers import EncoderTeacher
 
         seed_everything(seed)
@@ -422,7 +433,7 @@ class _Teachers:
 
     def predict(self, teacher: Any, texts: list[str]) -> np.ndarray:
         """Probabilities; fine-tuned teachers go through the shared soft-label cache."""
-        if isinstance(teacher, FrozenEncoderTeacher):
+        if isinstance(teacher, FrozenEncoderTeacher | SetFitTeacher):
             return teacher.predict_proba(texts)
         from tinystudent.label import label_texts
 
@@ -432,13 +443,13 @@ class _Teachers:
     @staticmethod
     def timed_predict(teacher: Any) -> Callable[[list[str]], np.ndarray]:
         """What a user pays per call: the encoder runs, no cache."""
-        if isinstance(teacher, FrozenEncoderTeacher):
+        if isinstance(teacher, FrozenEncoderTeacher | SetFitTeacher):
             return lambda texts: teacher.predict_proba(texts, use_cache=False)
         return teacher.predict_proba
 
     @staticmethod
     def size(teacher: Any) -> tuple[int, int]:
-        if isinstance(teacher, FrozenEncoderTeacher):
+        if isinstance(teacher, FrozenEncoderTeacher | SetFitTeacher):
             return teacher.num_params(), teacher.size_bytes()
         n = int(teacher.num_params())
         return n, 4 * n
