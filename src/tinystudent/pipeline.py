@@ -48,6 +48,7 @@ from tinystudent.teachers import amalgamate as amalgamate_code
 from tinystudent.teachers import encoder as encoder_code
 from tinystudent.teachers import frozen as frozen_code
 from tinystudent.teachers import llm as llm_code
+from tinystudent.teachers import setfit as setfit_code
 from tinystudent.teachers.amalgamate import (
     AmalgamatedTeacher,
     agreement_markdown,
@@ -57,13 +58,14 @@ from tinystudent.teachers.amalgamate import (
 from tinystudent.teachers.frozen import FrozenEncoderTeacher, FrozenTeacherConfig
 from tinystudent.teachers.llm import LLMTeacher, LLMTeacherConfig
 from tinystudent.teachers.multilabel import MultiLabelFrozenTeacher
+from tinystudent.teachers.setfit import SetFitTeacher, SetFitTeacherConfig
 from tinystudent.train import TeacherSignals, train_student
 from tinystudent.train import loop as train_code
 from tinystudent.train.loop import holdout_split
 
 log = logging.getLogger(__name__)
 
-AnyTeacher = EncoderTeacher | FrozenEncoderTeacher | LLMTeacher
+AnyTeacher = EncoderTeacher | FrozenEncoderTeacher | LLMTeacher | SetFitTeacher
 
 
 def teacher_code_version(cfg: TeacherConfig) -> int:
@@ -72,6 +74,8 @@ def teacher_code_version(cfg: TeacherConfig) -> int:
         return frozen_code.CODE_VERSION
     if isinstance(cfg, LLMTeacherConfig):
         return llm_code.CODE_VERSION
+    if isinstance(cfg, SetFitTeacherConfig):
+        return setfit_code.CODE_VERSION
     return encoder_code.CODE_VERSION
 
 
@@ -167,6 +171,8 @@ def fit_teacher(
         return _stage_cached_teacher(run, split, cls, cfg, key, stage, out_dir)
     if isinstance(cfg, LLMTeacherConfig):
         return _stage_cached_teacher(run, split, LLMTeacher, cfg, key, stage, out_dir)
+    if isinstance(cfg, SetFitTeacherConfig):
+        return _stage_setfit_teacher(run, split, cfg, key, stage, out_dir, ckpt_dir)
     r = run.recipe
     if run.is_done(stage, key, out_dir / "teacher.json"):
         run.mark(stage, key, ran=False)
@@ -210,6 +216,39 @@ def _stage_cached_teacher(
     teacher.save(out_dir)
     write_json(out_dir / "train_log.json", {"fit": fit})
     run.mark(stage, key, ran=True)
+    return teacher
+
+
+def _stage_setfit_teacher(
+    run: RunDir,
+    split: Split,
+    cfg: SetFitTeacherConfig,
+    key: str,
+    stage: str,
+    out_dir: Path,
+    ckpt_dir: Path,
+) -> SetFitTeacher:
+    """SetFit on the gold examples; its tuned body waits in `ckpt_dir` until the teacher is
+    saved, so a rerun after a kill past the contrastive phase only refits the head."""
+    cache = run.cache / "embeddings"
+    if run.is_done(stage, key, out_dir / "teacher.json"):
+        run.mark(stage, key, ran=False)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # left by a crash after the save
+        return SetFitTeacher.load(out_dir, cache_dir=cache)
+    teacher = SetFitTeacher.train(
+        split.label_names,
+        cfg,
+        split.train_texts,
+        split.train_labels,
+        seed=run.recipe.data.seed,
+        cache_dir=cache,
+        checkpoint_dir=ckpt_dir,
+    )
+    teacher.save(out_dir)
+    log = {"fit": teacher.fit_info, "resumed_after_contrastive_phase": teacher.resumed_body}
+    write_json(out_dir / "train_log.json", log)
+    run.mark(stage, key, ran=True)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
     return teacher
 
 
@@ -270,7 +309,7 @@ def _teacher_speed_and_size(
             probe[:32],
             min_seconds=1.0,
         )
-    if isinstance(teacher, FrozenEncoderTeacher):
+    if isinstance(teacher, FrozenEncoderTeacher | SetFitTeacher):
         return teacher.size_bytes(), throughput(
             lambda texts: teacher.predict_proba(texts, use_cache=False), probe, min_seconds=1.0
         )

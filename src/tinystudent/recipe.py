@@ -30,6 +30,7 @@ from tinystudent.teachers.amalgamate import AmalgamationSpec
 from tinystudent.teachers.encoder import EncoderTeacherConfig
 from tinystudent.teachers.frozen import FrozenTeacherConfig
 from tinystudent.teachers.llm import LLMTeacherConfig
+from tinystudent.teachers.setfit import SetFitTeacherConfig
 from tinystudent.train.config import TrainConfig
 
 
@@ -136,7 +137,7 @@ class StudentSpec(BaseModel):
 
 
 #: Teacher kinds a recipe can name; `finetune` (the default) needs no `kind` key.
-TEACHER_KINDS = ("finetune", "frozen", "llm")
+TEACHER_KINDS = ("finetune", "frozen", "llm", "setfit")
 
 
 def _teacher_kind(value: Any) -> str:
@@ -148,7 +149,8 @@ def _teacher_kind(value: Any) -> str:
 TeacherConfig = Annotated[
     Annotated[EncoderTeacherConfig, Tag("finetune")]
     | Annotated[FrozenTeacherConfig, Tag("frozen")]
-    | Annotated[LLMTeacherConfig, Tag("llm")],
+    | Annotated[LLMTeacherConfig, Tag("llm")]
+    | Annotated[SetFitTeacherConfig, Tag("setfit")],
     Discriminator(_teacher_kind),
 ]
 

@@ -198,6 +198,23 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
+def linear_head(clf: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted sklearn logistic regression as (weight [C, D], bias [C]) whose softmax equals its
+    `predict_proba`; a class it never saw gets `ABSENT_LOGIT` (probability ~0)."""
+    classes = np.asarray(clf.classes_, dtype=int)
+    coef = np.asarray(clf.coef_, dtype=np.float32)
+    weight = np.zeros((n_classes, coef.shape[1]), dtype=np.float32)
+    bias = np.full(n_classes, ABSENT_LOGIT, dtype=np.float32)
+    if len(classes) == 2:  # sklearn keeps one row: logit(class1) - logit(class0)
+        weight[classes[1]] = coef[0]
+        bias[classes[0]] = 0.0
+        bias[classes[1]] = clf.intercept_[0]
+    else:
+        weight[classes] = coef
+        bias[classes] = clf.intercept_
+    return weight, bias
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The T minimising the log-loss of softmax(logits / T), searched on log T in a fixed range."""
     from scipy.optimize import minimize_scalar
@@ -257,17 +274,7 @@ class FrozenEncoderTeacher:
         y = np.asarray(labels)
         with single_thread_blas():
             clf = fit_logreg(x, labels, self.cfg.c, seed)
-        classes = np.asarray(clf.classes_, dtype=int)
-        weight = np.zeros((n, x.shape[1]), dtype=np.float32)
-        bias = np.full(n, ABSENT_LOGIT, dtype=np.float32)
-        if len(classes) == 2:  # sklearn keeps one row: logit(class1) - logit(class0)
-            weight[classes[1]] = clf.coef_[0]
-            bias[classes[0]] = 0.0
-            bias[classes[1]] = clf.intercept_[0]
-        else:
-            weight[classes] = clf.coef_
-            bias[classes] = clf.intercept_
-        self.weight, self.bias = weight, bias
+        self.weight, self.bias = linear_head(clf, n)
         self.temperature = 1.0
         c = float(clf.C)
         if self.cfg.temperature == "auto":
