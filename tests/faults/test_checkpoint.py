@@ -103,10 +103,10 @@ def test_teacher_resumes_bit_identically(
     reference = _teacher(tiny_teacher_dir)
     ref_losses = reference.fine_tune(texts, labels, seed=3)
 
-    from tinystudent.teachers import encoder
+    from tinystudent.train import engine
 
     ckpt = tmp_path / "teacher.ckpt"
-    crash_after(monkeypatch, encoder, steps=7)  # 3 steps per epoch: dies in epoch 3
+    crash_after(monkeypatch, engine, steps=7)  # 3 steps per epoch: dies in epoch 3
     with pytest.raises(Crash):
         _teacher(tiny_teacher_dir).fine_tune(texts, labels, seed=3, checkpoint_dir=ckpt)
     monkeypatch.undo()

@@ -6,10 +6,7 @@ teacher there (mean cosine) is kept: students memorise a small transfer set (doc
 
 from __future__ import annotations
 
-import copy
-import math
 import random
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,13 +14,13 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
-from tqdm.auto import tqdm
 
 from tinystudent.embeddings.objectives import ObjectiveConfig, distill_objective
 from tinystudent.embeddings.student import EmbeddingStudent
 from tinystudent.evaluate.speed import torch_threads
 from tinystudent.seed import seed_everything
-from tinystudent.train.loop import bucketed_batches, warmup_fraction
+from tinystudent.train.engine import Fit, Hooks
+from tinystudent.train.loop import bucketed_batches, epoch_steps
 
 
 class EmbedTrainConfig(BaseModel):
@@ -133,54 +130,39 @@ def fit_embedding_student(
             fit_projection(model, texts, targets, cfg.ridge, seed=cfg.seed)
     target_t = torch.from_numpy(np.asarray(targets, dtype=np.float32))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    span = cfg.batch_size * 50  # the pool size of bucketed_batches
-    per_epoch = sum(
-        math.ceil(min(span, len(texts) - p) / cfg.batch_size) for p in range(0, len(texts), span)
-    )
-    total = cfg.epochs * per_epoch
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=total, pct_start=warmup_fraction(total)
-    )
     gen = torch.Generator().manual_seed(cfg.seed)
+    fit = Fit(
+        model,
+        opt,
+        list(model.parameters()),
+        total_steps=cfg.epochs * epoch_steps(len(texts), cfg.batch_size),
+        epochs=cfg.epochs,
+        max_grad_norm=cfg.max_grad_norm,
+        patience=cfg.patience,
+        generator=gen,
+        desc=f"embedding student {model.kind}",
+    )
     lengths = [len(t) for t in texts]
     result = EmbedTrainResult(train_texts=len(texts), val_texts=len(val_texts))
-    best_state: dict[str, Any] = copy.deepcopy(model.state_dict())
-    best, bad = -math.inf, 0
-    start = time.perf_counter()
-    bar = tqdm(total=total, desc=f"embedding student {model.kind}", unit="step")
+
+    def batches(epoch: int) -> list[list[int]]:
+        return bucketed_batches(list(range(len(texts))), lengths, cfg.batch_size, gen)
+
+    def step(batch: list[int]) -> dict[str, torch.Tensor]:
+        out = model(**model.featurize([texts[i] for i in batch]))
+        return distill_objective(out, target_t[batch], objective)
+
+    def score(epoch: int, means: dict[str, float]) -> float:
+        row = {"epoch": float(epoch), **means}
+        row["val_cosine"] = mean_cosine(model, val_texts, val_targets)  # type: ignore[arg-type]
+        result.history.append(row)
+        return row["val_cosine"] if val_texts else float(epoch)
+
     with torch_threads(cfg.threads):
-        for epoch in range(1, cfg.epochs + 1):
-            model.train()
-            sums: dict[str, float] = {}
-            for batch in bucketed_batches(list(range(len(texts))), lengths, cfg.batch_size, gen):
-                out = model(**model.featurize([texts[i] for i in batch]))
-                parts = distill_objective(out, target_t[batch], objective)
-                loss = torch.stack(list(parts.values())).sum()
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                opt.step()
-                sched.step()
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(batch)
-                bar.update(1)
-            row = {"epoch": float(epoch), **{k: v / len(texts) for k, v in sums.items()}}
-            row["val_cosine"] = mean_cosine(model, val_texts, val_targets)  # type: ignore[arg-type]
-            result.history.append(row)
-            bar.set_postfix(val_cos=f"{row['val_cosine']:.3f}")
-            score = row["val_cosine"] if val_texts else float(epoch)
-            if score > best:
-                best, result.best_epoch, bad = score, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                bad += 1
-                if bad >= cfg.patience:
-                    break
-    bar.close()
-    model.load_state_dict(best_state)
-    model.eval()
-    result.best_val_cosine = best if val_texts else float("nan")
-    result.seconds = time.perf_counter() - start
+        done = fit.run(Hooks(batches, step, score))
+    result.best_epoch = done.best_epoch
+    result.best_val_cosine = done.best_score if val_texts else float("nan")
+    result.seconds = done.seconds
     return result
 
 

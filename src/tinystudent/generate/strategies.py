@@ -17,11 +17,8 @@ from __future__ import annotations
 import logging
 import random
 import re
-import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
-
-from tqdm.auto import tqdm
 
 from tinystudent.generate.generator import ChatMessage, GenerationError, Generator, Prompt
 
@@ -88,7 +85,8 @@ def finetune_causal_lm(
     """
     import torch
 
-    from tinystudent.train.causal_lm import pad_right, warmup_linear_decay
+    from tinystudent.train.causal_lm import pad_right
+    from tinystudent.train.engine import Fit, Hooks
 
     if not texts:
         raise GenerationError("fine-tuning the generator needs at least one in-domain text")
@@ -101,42 +99,38 @@ def finetune_causal_lm(
     torch.manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    sched = warmup_linear_decay(opt, steps)
-    losses: list[float] = []
-    model.train()
     # Minutes of work on a CPU before the first text appears: show it.
-    bar = tqdm(total=steps, desc="fine-tuning generator", unit="step", leave=False)
-    try:
-        for _ in range(steps):
-            if deadline is not None and time.perf_counter() > deadline:
-                log.info(
-                    "generator fine-tuning stopped by the time limit after %d steps", len(losses)
-                )
-                break
-            batch = [texts[rng.randrange(len(texts))] for _ in range(batch_size)]
-            ids = [
-                tokenizer.encode(prefix + _one_line(t) + eos, add_special_tokens=False)[:max_length]
-                for t in batch
-            ]
-            input_ids, mask, labels = pad_right(ids, None, pad)  # no loss on padding
-            device = next(model.parameters()).device
-            out = model(
-                input_ids=input_ids.to(device),
-                attention_mask=mask.to(device),
-                labels=labels.to(device),
-            )
-            opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            losses.append(float(out.loss.detach()))
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    finally:
-        bar.close()
-        model.eval()
-        opt.zero_grad(set_to_none=True)
+    fit = Fit(
+        model,
+        opt,
+        params,
+        steps,
+        schedule="warmup_linear",
+        deadline=deadline,
+        desc="fine-tuning generator",
+        leave=False,
+    )
+    losses: list[float] = []
+
+    def batches(epoch: int) -> Iterator[list[str]]:
+        for _ in range(steps):  # drawn lazily: a deadline stop draws no further
+            yield [texts[rng.randrange(len(texts))] for _ in range(batch_size)]
+
+    def step(batch: list[str]) -> dict[str, Any]:
+        ids = [
+            tokenizer.encode(prefix + _one_line(t) + eos, add_special_tokens=False)[:max_length]
+            for t in batch
+        ]
+        input_ids, mask, labels = pad_right(ids, None, pad)  # no loss on padding
+        device = next(model.parameters()).device
+        out = model(
+            input_ids=input_ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)
+        )
+        losses.append(float(out.loss.detach()))
+        return {"loss": out.loss}
+
+    if fit.run(Hooks(batches, step)).stopped_by_time:
+        log.info("generator fine-tuning stopped by the time limit after %d steps", len(losses))
     return losses
 
 

@@ -22,11 +22,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tinystudent.checkpoint import Checkpoint, rng_state, set_rng_state
+from tinystudent.checkpoint import Checkpoint
 from tinystudent.errors import AssetMissingError, DataError
 from tinystudent.rationale.data import Example
 from tinystudent.rationale.format import Mode, Task, rows
 from tinystudent.train.causal_lm import encode_prompt_target, masked_lm_loss, pad_right
+from tinystudent.train.engine import Fit, Hooks
 
 log = logging.getLogger(__name__)
 PEFT_PIP = "pip install 'tinystudent[rationale]'  (or: pip install peft)"
@@ -176,7 +177,6 @@ def train_student(
 
     Resumes from `checkpoint` when it holds a state for the same key."""
     import torch
-    from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
     # The caller has already cut the data to the budget (`num_examples` questions); with
@@ -201,81 +201,47 @@ def train_student(
     torch.manual_seed(cfg.seed)
     if cfg.lora is not None:
         model = apply_lora(model, cfg.lora)
-    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    from tinystudent.train.causal_lm import warmup_linear_decay
-
-    sched = warmup_linear_decay(opt, cfg.steps, cfg.warmup_steps)
+    params = [p for p in model.parameters() if p.requires_grad]
+    fit = Fit(
+        model,
+        torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay),
+        params,
+        total_steps=cfg.steps,
+        schedule="warmup_linear",
+        warmup=cfg.warmup_steps,
+        checkpoint=checkpoint,
+        checkpoint_epochs=False,
+        checkpoint_every=cfg.checkpoint_every,
+        trainable_only=True,
+        deadline=t0 + cfg.max_minutes * 60 if cfg.max_minutes else None,
+        desc=f"train {cfg.mode.value}",
+        progress=progress,
+    )
     result = TrainResult(0, [], 0.0, len(groups), too_long, task_losses={t.value: [] for t in Task})
 
-    state = checkpoint.load() if checkpoint is not None else None
-    if state is not None:
-        missing = set(params) - set(state["params"])
-        if missing:
-            where = checkpoint.dir if checkpoint is not None else "the checkpoint"
-            raise DataError(f"checkpoint lacks {sorted(missing)[:3]}...; remove {where}")
-        with torch.no_grad():
-            for n, p in params.items():
-                p.copy_(state["params"][n])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        result.steps = result.resumed_from = int(state["step"])
+    def step(s: int) -> dict[str, Any]:
+        idx = batch_indices(len(groups), cfg.batch_size, s, cfg.seed)
+        parts = task_losses(model, [groups[i] for i in idx], int(pad))
+        loss = mix_losses(parts, cfg.mode, cfg.label_weight)
+        result.losses.append(float(loss.detach()))
+        for task, value in parts.items():
+            result.task_losses[task.value].append(float(value.detach()))
+        return {"loss": loss}
+
+    def load(state: dict[str, Any]) -> None:
         result.losses = list(state["losses"])
         result.task_losses = {k: list(v) for k, v in state["task_losses"].items()}
-        log.info("resuming rationale training at step %d", result.steps)
 
-    def save() -> None:
-        if checkpoint is None:
-            return
-        checkpoint.save(
-            {
-                "step": result.steps,
-                "params": {n: p.detach() for n, p in params.items()},
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "rng": rng_state(),
-                "losses": result.losses,
-                "task_losses": result.task_losses,
-            }
-        )
+    def save() -> dict[str, Any]:
+        return {"losses": result.losses, "task_losses": result.task_losses}
 
-    deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes else None
-    model.train()
-    bar = tqdm(
-        total=cfg.steps,
-        initial=result.steps,
-        desc=f"train {cfg.mode.value}",
-        disable=not progress,
-        unit="step",
-    )
-    try:
-        while result.steps < cfg.steps:
-            if deadline is not None and time.perf_counter() > deadline:
-                result.stopped_by_time = True
-                log.warning("training stopped by train.max_minutes after %d steps", result.steps)
-                break
-            idx = batch_indices(len(groups), cfg.batch_size, result.steps, cfg.seed)
-            parts = task_losses(model, [groups[i] for i in idx], int(pad))
-            loss = mix_losses(parts, cfg.mode, cfg.label_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
-            opt.step()
-            sched.step()
-            result.steps += 1
-            result.losses.append(float(loss.detach()))
-            for task, value in parts.items():
-                result.task_losses[task.value].append(float(value.detach()))
-            bar.update(1)
-            bar.set_postfix(loss=f"{result.losses[-1]:.3f}")
-            if cfg.checkpoint_every and result.steps % cfg.checkpoint_every == 0:
-                save()
-    finally:
-        bar.close()
-        model.eval()
-        opt.zero_grad(set_to_none=True)
-    if result.stopped_by_time:
-        save()
+    hooks = Hooks(lambda epoch: range(cfg.steps), step, size=lambda s: 1, save=save, load=load)
+    done = fit.run(hooks)
+    result.steps, result.resumed_from = done.steps, done.resumed_step
+    result.stopped_by_time = done.stopped_by_time
+    if done.resumed_step:
+        log.info("resumed rationale training at step %d", done.resumed_step)
+    if done.stopped_by_time:
+        log.warning("training stopped by train.max_minutes after %d steps", done.steps)
     result.seconds = time.perf_counter() - t0
     return (merge_lora(model) if cfg.lora is not None else model), result

@@ -15,17 +15,9 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
-from tqdm.auto import tqdm
 
 from tinystudent.assets import resolve_model
-from tinystudent.checkpoint import (
-    fingerprint,
-    hash_weights,
-    open_checkpoint,
-    rng_state,
-    set_rng_state,
-    slow_step,
-)
+from tinystudent.checkpoint import fingerprint, hash_weights, open_checkpoint, slow_step
 from tinystudent.code_version import versioned
 from tinystudent.errors import TinyStudentError
 from tinystudent.io import read_json, save_safetensors, write_json
@@ -135,64 +127,47 @@ class EncoderTeacher(nn.Module):
         same weights as an uninterrupted run. `self.resumed_from_epoch` tells how many
         epochs were restored (0 for a fresh start).
         """
+        from tinystudent.train.engine import Fit, Hooks
+
         seed_everything(seed)
         cfg = self.cfg
         key = fingerprint("teacher", cfg.model_dump(), seed, texts, labels, self.fingerprint)
-        ckpt = open_checkpoint(checkpoint_dir, key)
         head_params = list(self.head.parameters())
         body_params = [p for n, p in self.named_parameters() if not n.startswith("head.")]
         opt = torch.optim.AdamW(
             [{"params": body_params, "lr": cfg.lr}, {"params": head_params, "lr": cfg.head_lr}],
             weight_decay=cfg.weight_decay,
         )
-        per_epoch = math.ceil(len(texts) / cfg.batch_size)
-        steps = cfg.epochs * per_epoch
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10)) * max(0.0, 1 - s / steps)
+        fit = Fit(
+            self,
+            opt,
+            list(self.parameters()),
+            total_steps=cfg.epochs * math.ceil(len(texts) / cfg.batch_size),
+            epochs=cfg.epochs,
+            schedule="warmup_times_decay",
+            checkpoint=open_checkpoint(checkpoint_dir, key),
+            generator=torch.Generator().manual_seed(seed),
+            desc="teacher fine-tune",
         )
         y_all = torch.tensor(labels)
-        gen = torch.Generator().manual_seed(seed)
         losses: list[float] = []
-        state = ckpt.load() if ckpt else None
-        if state is not None:
-            self.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            set_rng_state(state["rng"], gen)
-            losses = [float(x) for x in state["losses"]]
-        self.resumed_from_epoch = len(losses)
-        self.train()
-        bar = tqdm(
-            total=steps, initial=per_epoch * len(losses), desc="teacher fine-tune", unit="step"
-        )
-        for _ in range(len(losses), cfg.epochs):
-            perm = torch.randperm(len(texts), generator=gen).tolist()
-            total = 0.0
-            for i in range(0, len(perm), cfg.batch_size):
-                idx = perm[i : i + cfg.batch_size]
-                logits = self(**self._encode([texts[j] for j in idx]))
-                loss = nn.functional.cross_entropy(logits, y_all[idx])
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                total += loss.item() * len(idx)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-                slow_step()
-            losses.append(total / len(texts))
-            if ckpt:
-                ckpt.save(
-                    {
-                        "model": self.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "rng": rng_state(gen),
-                        "losses": losses,
-                    }
-                )
-        bar.close()
+
+        def batches(epoch: int) -> list[list[int]]:
+            perm = torch.randperm(len(texts), generator=fit.generator).tolist()
+            return [perm[i : i + cfg.batch_size] for i in range(0, len(perm), cfg.batch_size)]
+
+        def step(idx: list[int]) -> dict[str, torch.Tensor]:
+            logits = self(**self._encode([texts[j] for j in idx]))
+            return {"loss": nn.functional.cross_entropy(logits, y_all[idx])}
+
+        def score(epoch: int, means: dict[str, float]) -> None:
+            losses.append(means["loss"])
+
+        def load(state: dict) -> None:
+            losses[:] = [float(x) for x in state["losses"]]
+
+        done = fit.run(Hooks(batches, step, score, save=lambda: {"losses": losses}, load=load))
+        self.resumed_from_epoch = done.resumed_epochs
         self.eval()
         self._fingerprint = None
         return losses

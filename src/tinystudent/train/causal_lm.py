@@ -12,18 +12,9 @@ from typing import Any
 
 import torch
 
+from tinystudent.train.engine import warmup_linear_decay  # noqa: E402,F401 - re-export
+
 IGNORE = -100  # the label value transformers' and torch's cross-entropy skip
-
-
-def warmup_linear_decay(
-    opt: torch.optim.Optimizer, steps: int, warmup: int | None = None
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Short warmup then linear decay to zero: a few large steps would otherwise knock a small
-    pretrained LM off its behaviour (it forgets how to stop, or collapses on one phrase)."""
-    warm = max(1, steps // 10) if warmup is None else max(1, warmup)
-    return torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))
-    )
 
 
 def encode_prompt_target(

@@ -28,6 +28,7 @@ from tinystudent.students.base import Student
 from tinystudent.train.batch import TeacherSignals, TrainBatch
 from tinystudent.train.build import build_objectives
 from tinystudent.train.config import TrainConfig
+from tinystudent.train.engine import warmup_fraction
 from tinystudent.train.objectives import Objective
 from tinystudent.train.schedule import apply_schedule
 from tinystudent.train.strategy import Strategy
@@ -72,11 +73,6 @@ def bucketed_batches(
         pool = sorted(order[p : p + span], key=lambda i: lengths[i])
         batches.extend(pool[b : b + batch_size] for b in range(0, len(pool), batch_size))
     return [batches[j] for j in torch.randperm(len(batches), generator=gen).tolist()]
-
-
-def warmup_fraction(total_steps: int) -> float:
-    """OneCycleLR's warm-up share; torch divides by zero when it is exactly one step."""
-    return 0.1 if 0.1 * total_steps != 1 else 0.2
 
 
 def holdout_split(labels: list[int], cfg: TrainConfig) -> tuple[list[int], list[int]]:
