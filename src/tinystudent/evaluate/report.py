@@ -80,8 +80,8 @@ def render_multilabel(report: dict[str, Any]) -> str:
         agree = "-" if role == "teacher" else f"{r['agreement_with_teacher']:.3f}"
         lines.append(
             f"| {role} | {r['name']} | {r['micro_f1']:.3f} | {r['macro_f1']:.3f} | "
-            f"{r['subset_accuracy']:.3f} | {pct:.1f}% | {agree} | {_params(r['params'])} | "
-            f"{t['params'] / r['params']:.0f}x | {_size(r['size_bytes'])} | "
+            f"{r['subset_accuracy']:.3f} | {pct:.1f}% | {agree} | {format_params(r['params'])} | "
+            f"{t['params'] / r['params']:.0f}x | {format_size(r['size_bytes'])} | "
             f"{r['throughput']:,.0f} |"
         )
     return "\n".join(lines) + "\n"
