@@ -90,7 +90,7 @@ def test_bad_fit_inputs_are_rejected(
 
 
 def test_registry_names_every_baseline() -> None:
-    assert set(BASELINES) == {"tfidf-lr", "fasttext", "model2vec-lr"}
+    assert set(BASELINES) == {"tfidf-lr", "fasttext", "model2vec-lr", "setfit", "model2vec-clf"}
     for name, cls in BASELINES.items():
         assert issubclass(cls, Baseline)
         assert cls.name == name

@@ -55,8 +55,9 @@ def test_teachers_list_flat_members() -> None:
 
 
 def test_old_recipes_keep_their_hashes() -> None:
-    """Values computed by the code before `teachers`/`llm` existed."""
-    r = Recipe()
+    """Values computed by the code before `teachers`/`llm` existed (the student then defaulted
+    to pQRNN; a recipe that names it keeps the hash it had)."""
+    r = Recipe(student={"kind": "pqrnn"})
     assert r.section_hash("data", "teacher") == "93e484204d8ce4ed"
     # The student stage hashes the training section resolved (objectives spelled out) since
     # objectives exist: a new value, the same one whichever way the recipe writes kd + ce.
