@@ -15,7 +15,7 @@ import random
 import numpy as np
 
 from tinystudent.data.multilabel import MultiLabelDataset
-from tinystudent.data.split import Split
+from tinystudent.data.split import Split, held_out_size
 from tinystudent.errors import DataError
 
 
@@ -49,14 +49,8 @@ def make_multilabel_split(
     split_seed: int = 0,
 ) -> Split:
     """Test texts by `split_seed`, documents kept apart, then k texts per label by `seed`."""
-    if k < 1:
-        raise DataError(f"k must be at least 1, got {k}")
     n = len(ds.texts)
-    n_test = int(round(test_size * n)) if isinstance(test_size, float) else int(test_size)
-    if not 0 < n_test < n:
-        raise DataError(
-            f"{ds.name}: test_size={test_size} leaves no test or no train rows out of {n}"
-        )
+    n_test = held_out_size(ds.name, n, k, test_size)
     groups = ds.groups if ds.groups is not None else [[i] for i in range(n)]
     order = list(range(n))
     random.Random(split_seed).shuffle(order)

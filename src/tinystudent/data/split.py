@@ -47,18 +47,22 @@ class Split:
         return cls(**data)  # type: ignore[arg-type]
 
 
+def held_out_size(name: str, n: int, k: int, test_size: float | int) -> int:
+    """How many of `n` texts the test split takes (a fraction or a count), checked with k."""
+    if k < 1:
+        raise DataError(f"k must be at least 1, got {k}")
+    n_test = int(round(test_size * n)) if isinstance(test_size, float) else int(test_size)
+    if not 0 < n_test < n:
+        raise DataError(f"{name}: test_size={test_size} leaves no test or no train rows out of {n}")
+    return n_test
+
+
 def make_split(
     ds: TextDataset, k: int, seed: int, test_size: float | int = 0.2, split_seed: int = 0
 ) -> Split:
     """Stratified test split (fixed by `split_seed`), then k labeled examples per class."""
-    if k < 1:
-        raise DataError(f"k must be at least 1, got {k}")
     n = len(ds.texts)
-    n_test = int(round(test_size * n)) if isinstance(test_size, float) else int(test_size)
-    if not 0 < n_test < n:
-        raise DataError(
-            f"{ds.name}: test_size={test_size} leaves no test or no train rows out of {n}"
-        )
+    n_test = held_out_size(ds.name, n, k, test_size)
 
     by_class: dict[int, list[int]] = {c: [] for c in range(len(ds.label_names))}
     for i, y in enumerate(ds.labels):
