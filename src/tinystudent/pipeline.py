@@ -558,17 +558,9 @@ def _run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
             train_log,
             start,
         )
-    member_entries: dict[str, dict[str, Any]] = {}
-    agreement: dict[str, dict[str, float]] = {}
-    if isinstance(teacher, AmalgamatedTeacher):
-        member_entries, agreement = _member_report(rd, split, members, test_probs, probe)
-        teacher_name = f"amalgamated ({teacher.spec.method})"
-        teacher_size = sum(e["size_bytes"] for e in member_entries.values())
-        # the members run one after another on each text: their times add up
-        teacher_tput = 1.0 / sum(1.0 / max(e["throughput"], 1e-9) for e in member_entries.values())
-    else:
-        teacher_name = recipe.teacher.model
-        teacher_size, teacher_tput = _teacher_speed_and_size(teacher, rd.teacher, probe)
+    member_entries, agreement, (teacher_name, teacher_size, teacher_tput) = _teacher_facts(
+        rd, split, teacher, members, test_probs, probe
+    )
     report: dict[str, Any] = {
         "name": recipe.name,
         "tinystudent_version": __version__,
@@ -615,17 +607,48 @@ def _run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
     report["student"]["pct_of_teacher"] = 100 * report["student"]["accuracy"] / t_acc
     report["student"]["compression"] = report["teacher"]["params"] / report["student"]["params"]
     report["seconds"] = time.perf_counter() - start
+    preds = SplitPredictions(
+        split.label_names, split.test_texts, split.test_labels, test_probs, student_probs
+    )
+    _save_report(rd, split, report, agreement, preds)
+    return report
+
+
+def _save_report(
+    rd: RunDir,
+    split: Split,
+    report: dict[str, Any],
+    agreement: dict[str, dict[str, float]],
+    preds: SplitPredictions,
+) -> None:
+    """report.json, report.md, predictions.json and the page built from them."""
     write_json(rd.root / "report.json", report)
     markdown = render_markdown(report) + cleaning_markdown(split.cleaning)
     if agreement:
         markdown += "\n" + agreement_markdown(agreement)
     write_text(rd.root / "report.md", markdown)
-    preds = SplitPredictions(
-        split.label_names, split.test_texts, split.test_labels, test_probs, student_probs
-    )
     save_predictions(rd.root, preds)
     write_report_html(rd.root)
-    return report
+
+
+def _teacher_facts(
+    rd: RunDir,
+    split: Split,
+    teacher: AnyTeacher | AmalgamatedTeacher,
+    members: list[tuple[str, AnyTeacher]],
+    test_probs: np.ndarray,
+    probe: list[str],
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, float]], tuple[str, int, float]]:
+    """The members' entries and agreement (several teachers), and the teacher's name, size on
+    disk and throughput for the report."""
+    if not isinstance(teacher, AmalgamatedTeacher):
+        size, tput = _teacher_speed_and_size(teacher, rd.teacher, probe)
+        return {}, {}, (rd.recipe.teacher.model, size, tput)
+    entries, agreement = _member_report(rd, split, members, test_probs, probe)
+    size = sum(e["size_bytes"] for e in entries.values())
+    # the members run one after another on each text: their times add up
+    tput = 1.0 / sum(1.0 / max(e["throughput"], 1e-9) for e in entries.values())
+    return entries, agreement, (f"amalgamated ({teacher.spec.method})", size, tput)
 
 
 def cleaning_markdown(cleaning: dict[str, Any]) -> str:
