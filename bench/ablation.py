@@ -64,6 +64,8 @@ LEVERS: dict[str, dict[str, Any]] = {
     "epochs-16": {"train": {"epochs": 16, "patience": 4}},
     "augment-x4": {"generate": {**AUGMENT, "augment_per_text": 4}},
     "vocab-30k": {"student": {"vocab_size": 30_000}},
+    # Long texts (BBC articles run to hundreds of words): read up to 512 tokens.
+    "tokens-512": {"student": {"max_tokens": 512}},
     # Two levers together, once each has been measured alone.
     "rdrop+epochs-16": {
         "train": {
