@@ -66,6 +66,8 @@ LEVERS: dict[str, dict[str, Any]] = {
     "vocab-30k": {"student": {"vocab_size": 30_000}},
     # Long texts (BBC articles run to hundreds of words): read up to 512 tokens.
     "tokens-512": {"student": {"max_tokens": 512}},
+    # Where words decide: a TF-IDF + LR teacher instead of the fine-tuned encoder (lever 6).
+    "teacher-tfidf": {"teacher": {"kind": "tfidf", "temperature": "auto"}},
     # Two levers together, once each has been measured alone.
     "rdrop+epochs-16": {
         "train": {
@@ -100,21 +102,25 @@ def unit_recipe(
     if quick:  # a smoke test: a few hundred pool texts, one epoch each
         base = merge(base, {"data": {"max_pool": 300, "test_size": 200}, "teacher": {"epochs": 1}})
         base = merge(base, {"train": {"epochs": 1}})
-    base = merge(base, LEVERS[lever])
+    patch = LEVERS[lever]
+    if "teacher" in patch:  # another teacher kind: its section replaces the dataset's
+        base.pop("teacher", None)
+    base = merge(base, patch)
     base["name"] = f"{dataset}-k{k}-s{seed}-{student}-{lever}"
     return Recipe(**base)
 
 
-def seed_from(first: Path, out: Path) -> None:
-    """Start `out` with `first`'s split and teacher (same data and teacher sections, so the
-    pipeline's stage hashes match and it skips both)."""
+def seed_from(first: Path, out: Path, same_teacher: bool = True) -> None:
+    """Start `out` with `first`'s split and, unless the lever changes it, its teacher (same
+    data and teacher sections, so the pipeline's stage hashes match and it skips both)."""
     if out.exists() or not (first / "teacher" / "teacher.json").exists():
         return
     stages = read_json(first / "stages.json")
     out.mkdir(parents=True)
-    for part in ("data", "teacher"):
+    parts = ("data", "teacher") if same_teacher else ("data",)
+    for part in parts:
         shutil.copytree(first / part, out / part)
-    write_json(out / "stages.json", {s: stages[s] for s in ("data", "teacher")})
+    write_json(out / "stages.json", {s: stages[s] for s in parts})
 
 
 def row(report: dict[str, Any]) -> dict[str, Any]:
@@ -176,17 +182,22 @@ def main(argv: list[str] | None = None) -> int:
                 cache = runs / f"{dataset}-k{k}-s{seed}" / "cache"
                 # A unit finished by an earlier invocation (other students or levers) lends
                 # its split and teacher too.
-                done = sorted((runs / f"{dataset}-k{k}-s{seed}").glob("*/report.json"))
+                done = [
+                    d
+                    for d in sorted((runs / f"{dataset}-k{k}-s{seed}").glob("*/report.json"))
+                    if "teacher" not in LEVERS.get(d.parent.name.split("-", 1)[1], {})
+                ]
                 first: Path | None = done[0].parent if done else None
                 for student in args.students:
                     for lever in levers:
                         recipe = unit_recipe(dataset, k, seed, student, lever, cache, args.quick)
                         out = runs / f"{dataset}-k{k}-s{seed}" / f"{student}-{lever}"
                         if first is not None:
-                            seed_from(first, out)
+                            seed_from(first, out, "teacher" not in LEVERS[lever])
                         t0 = time.perf_counter()
                         report = run(recipe, out)
-                        first = first or out
+                        if "teacher" not in LEVERS[lever]:
+                            first = first or out
                         unit = {"dataset": dataset, "k": k, "seed": seed}
                         unit = {**unit, "student": student, "lever": lever}
                         units = [u for u in units if _key(u) != _key(unit)]

@@ -43,40 +43,28 @@ from tinystudent.label import cache as label_code
 from tinystudent.recipe import Recipe, TeacherConfig
 from tinystudent.seed import seed_everything
 from tinystudent.students import Student, build_student, load_student
-from tinystudent.teachers import EncoderTeacher, Teacher
+from tinystudent.teachers import Teacher
 from tinystudent.teachers import amalgamate as amalgamate_code
-from tinystudent.teachers import encoder as encoder_code
-from tinystudent.teachers import frozen as frozen_code
-from tinystudent.teachers import llm as llm_code
-from tinystudent.teachers import setfit as setfit_code
 from tinystudent.teachers.amalgamate import (
     AmalgamatedTeacher,
     agreement_markdown,
     agreement_matrix,
     to_union,
 )
-from tinystudent.teachers.frozen import FrozenEncoderTeacher, FrozenTeacherConfig
-from tinystudent.teachers.llm import LLMTeacher, LLMTeacherConfig
-from tinystudent.teachers.multilabel import MultiLabelFrozenTeacher
-from tinystudent.teachers.setfit import SetFitTeacher, SetFitTeacherConfig
+from tinystudent.teachers.base import FittedTeacher
+from tinystudent.teachers.registry import FitRequest, kind_of
 from tinystudent.train import TeacherSignals, train_student
 from tinystudent.train import loop as train_code
 from tinystudent.train.loop import holdout_split
 
 log = logging.getLogger(__name__)
 
-AnyTeacher = EncoderTeacher | FrozenEncoderTeacher | LLMTeacher | SetFitTeacher
+AnyTeacher = FittedTeacher
 
 
 def teacher_code_version(cfg: TeacherConfig) -> int:
     """The `CODE_VERSION` of the module that fits and runs a teacher of this kind."""
-    if isinstance(cfg, FrozenTeacherConfig):
-        return frozen_code.CODE_VERSION
-    if isinstance(cfg, LLMTeacherConfig):
-        return llm_code.CODE_VERSION
-    if isinstance(cfg, SetFitTeacherConfig):
-        return setfit_code.CODE_VERSION
-    return encoder_code.CODE_VERSION
+    return kind_of(cfg).code_version
 
 
 def upstream_code_versions(recipe: Recipe) -> tuple[int, ...]:
@@ -164,89 +152,31 @@ def fit_teacher(
     stage: str,
     out_dir: Path,
     ckpt_dir: Path,
-) -> AnyTeacher:
-    """Fit (or reload) one teacher of any kind into `out_dir`, recorded as `stage`."""
-    if isinstance(cfg, FrozenTeacherConfig):
-        cls = MultiLabelFrozenTeacher if split.multi_label else FrozenEncoderTeacher
-        return _stage_cached_teacher(run, split, cls, cfg, key, stage, out_dir)
-    if isinstance(cfg, LLMTeacherConfig):
-        return _stage_cached_teacher(run, split, LLMTeacher, cfg, key, stage, out_dir)
-    if isinstance(cfg, SetFitTeacherConfig):
-        return _stage_setfit_teacher(run, split, cfg, key, stage, out_dir, ckpt_dir)
-    r = run.recipe
+) -> Any:
+    """Fit (or reload) one teacher of any kind into `out_dir`, recorded as `stage`. What a
+    kind computes per text (embeddings, raw LM scores) lives in the run's cache, so a rerun
+    with another seed, k or calibration (sharing `label.cache_dir`) never computes it twice;
+    unfinished training state waits in `ckpt_dir` and goes once the teacher is saved."""
+    kind = kind_of(cfg)
+    cache = run.cache / kind.cache
     if run.is_done(stage, key, out_dir / "teacher.json"):
         run.mark(stage, key, ran=False)
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # left by a crash after the save
-        return EncoderTeacher.load(out_dir)
-    seed_everything(r.data.seed)  # the new head's init must not depend on what ran before
-    teacher = EncoderTeacher.from_pretrained(split.label_names, cfg)
-    losses = teacher.fine_tune(
-        split.train_texts, split.train_labels, seed=r.data.seed, checkpoint_dir=ckpt_dir
-    )
-    teacher.save(out_dir)
-    write_json(
-        out_dir / "train_log.json",
-        {"epoch_losses": losses, "resumed_from_epoch": teacher.resumed_from_epoch},
-    )
-    run.mark(stage, key, ran=True)
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
-    return teacher
-
-
-def _stage_cached_teacher(
-    run: RunDir,
-    split: Split,
-    cls: type[FrozenEncoderTeacher] | type[LLMTeacher],
-    cfg: FrozenTeacherConfig | LLMTeacherConfig,
-    key: str,
-    stage: str,
-    out_dir: Path,
-) -> FrozenEncoderTeacher | LLMTeacher:
-    """Fit a teacher that only reads the gold examples (a linear head on frozen embeddings, or
-    an LLM's shots and calibration). What it computes per text (embeddings, raw LM scores)
-    lives in the run's cache, so a rerun with another seed, k or calibration (sharing
-    `label.cache_dir`) never computes it twice."""
-    cache = run.cache / ("embeddings" if issubclass(cls, FrozenEncoderTeacher) else "llm-scores")
-    if run.is_done(stage, key, out_dir / "teacher.json"):
-        run.mark(stage, key, ran=False)
-        return cls.load(out_dir, cache_dir=cache)
-    teacher = cls.from_config(split.label_names, cfg, cache)  # type: ignore[arg-type]
+        return kind.load(out_dir, cache, split.multi_label)
     gold: Any = split.train_targets if split.multi_label else split.train_labels
-    fit = teacher.fit(split.train_texts, gold, seed=run.recipe.data.seed)
-    teacher.save(out_dir)
-    write_json(out_dir / "train_log.json", {"fit": fit})
-    run.mark(stage, key, ran=True)
-    return teacher
-
-
-def _stage_setfit_teacher(
-    run: RunDir,
-    split: Split,
-    cfg: SetFitTeacherConfig,
-    key: str,
-    stage: str,
-    out_dir: Path,
-    ckpt_dir: Path,
-) -> SetFitTeacher:
-    """SetFit on the gold examples; its tuned body waits in `ckpt_dir` until the teacher is
-    saved, so a rerun after a kill past the contrastive phase only refits the head."""
-    cache = run.cache / "embeddings"
-    if run.is_done(stage, key, out_dir / "teacher.json"):
-        run.mark(stage, key, ran=False)
-        shutil.rmtree(ckpt_dir, ignore_errors=True)  # left by a crash after the save
-        return SetFitTeacher.load(out_dir, cache_dir=cache)
-    teacher = SetFitTeacher.train(
+    request = FitRequest(
         split.label_names,
         cfg,
         split.train_texts,
-        split.train_labels,
-        seed=run.recipe.data.seed,
-        cache_dir=cache,
-        checkpoint_dir=ckpt_dir,
+        gold,
+        run.recipe.data.seed,
+        cache,
+        ckpt_dir,
+        split.multi_label,
     )
+    teacher, train_log = kind.fit(request)
     teacher.save(out_dir)
-    log = {"fit": teacher.fit_info, "resumed_after_contrastive_phase": teacher.resumed_body}
-    write_json(out_dir / "train_log.json", log)
+    write_json(out_dir / "train_log.json", train_log)
     run.mark(stage, key, ran=True)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return teacher
@@ -296,25 +226,6 @@ def stage_teachers(
     )
     amalgamated.fit(split.train_texts, split.train_labels)
     return members, amalgamated
-
-
-def _teacher_speed_and_size(
-    teacher: AnyTeacher, teacher_dir: Path, probe: list[str]
-) -> tuple[int, float]:
-    """Bytes on disk and texts/s; a frozen teacher is timed without its embedding cache, an
-    LLM without its score cache (on 32 texts: it is slow) and sized as 4 bytes a weight."""
-    if isinstance(teacher, LLMTeacher):
-        return 4 * teacher.num_params(), throughput(
-            lambda texts: teacher.calibrate(teacher.raw_scores(texts, use_cache=False)),
-            probe[:32],
-            min_seconds=1.0,
-        )
-    if isinstance(teacher, FrozenEncoderTeacher | SetFitTeacher):
-        return teacher.size_bytes(), throughput(
-            lambda texts: teacher.predict_proba(texts, use_cache=False), probe, min_seconds=1.0
-        )
-    size = (teacher_dir / "teacher.safetensors").stat().st_size
-    return size, throughput(teacher.predict_proba, probe, min_seconds=1.0)
 
 
 def teacher_signals(
@@ -472,8 +383,10 @@ def label_all(
     """Teacher probabilities for the transfer set and the test split, locally or on Ray."""
     r = run.recipe
     if r.scale.label_backend == "ray":
-        if not isinstance(teacher, EncoderTeacher):
-            raise RecipeError("scale.label_backend: ray labels with a fine-tuned teacher only")
+        if r.teachers is not None:
+            raise RecipeError(
+                "scale.label_backend: ray labels with one teacher (of any kind), not several"
+            )
         from tinystudent.scale import label_texts_ray
 
         both, stats = label_texts_ray(
@@ -642,7 +555,7 @@ def _teacher_facts(
     """The members' entries and agreement (several teachers), and the teacher's name, size on
     disk and throughput for the report."""
     if not isinstance(teacher, AmalgamatedTeacher):
-        size, tput = _teacher_speed_and_size(teacher, rd.teacher, probe)
+        size, tput = kind_of(rd.recipe.teacher).cost(teacher, rd.teacher, probe)
         return {}, {}, (rd.recipe.teacher.model, size, tput)
     entries, agreement = _member_report(rd, split, members, test_probs, probe)
     size = sum(e["size_bytes"] for e in entries.values())
@@ -677,12 +590,14 @@ def _member_report(
     entries: dict[str, dict[str, Any]] = {}
     preds: dict[str, np.ndarray] = {}
     amalgamated_pred = amalgamated_test.argmax(1)
+    assert rd.recipe.teachers is not None
     for i, (name, t) in enumerate(members):
         probs, _ = label_texts(
             t, split.test_texts, rd.cache, rd.recipe.label.shard_size, desc=f"{name} on test"
         )
         probs = to_union(probs, t.label_names, split.label_names)
-        size, tput = _teacher_speed_and_size(t, rd.root / "teachers" / str(i), probe)
+        cost = kind_of(rd.recipe.teachers[i].config).cost
+        size, tput = cost(t, rd.root / "teachers" / str(i), probe)
         entry = _system_entry(
             name, probs, split.test_labels, max(1, t.num_params()), size, tput, amalgamated_pred
         )
@@ -713,7 +628,7 @@ def _finish_multilabel(
     targets = np.asarray(split.test_targets)
     teacher_dec = decide(test_probs, teacher.thresholds)
     student_dec = decide(student_probs, student.thresholds or [])
-    size, tput = _teacher_speed_and_size(teacher, rd.teacher, probe)
+    size, tput = kind_of(rd.recipe.teacher).cost(teacher, rd.teacher, probe)
     t_entry: dict[str, Any] = {
         "name": recipe.teacher.model,
         **multilabel_metrics(targets, teacher_dec),

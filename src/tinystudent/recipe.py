@@ -29,6 +29,7 @@ from tinystudent.generate.run import GenerationConfig
 from tinystudent.teachers.amalgamate import AmalgamationSpec
 from tinystudent.teachers.encoder import EncoderTeacherConfig
 from tinystudent.teachers.frozen import FrozenTeacherConfig
+from tinystudent.teachers.lexical import TfidfTeacherConfig
 from tinystudent.teachers.llm import LLMTeacherConfig
 from tinystudent.teachers.setfit import SetFitTeacherConfig
 from tinystudent.train.config import TrainConfig
@@ -137,7 +138,7 @@ class StudentSpec(BaseModel):
 
 
 #: Teacher kinds a recipe can name; `finetune` (the default) needs no `kind` key.
-TEACHER_KINDS = ("finetune", "frozen", "llm", "setfit")
+TEACHER_KINDS = ("finetune", "frozen", "llm", "setfit", "tfidf")
 
 
 def _teacher_kind(value: Any) -> str:
@@ -150,7 +151,8 @@ TeacherConfig = Annotated[
     Annotated[EncoderTeacherConfig, Tag("finetune")]
     | Annotated[FrozenTeacherConfig, Tag("frozen")]
     | Annotated[LLMTeacherConfig, Tag("llm")]
-    | Annotated[SetFitTeacherConfig, Tag("setfit")],
+    | Annotated[SetFitTeacherConfig, Tag("setfit")]
+    | Annotated[TfidfTeacherConfig, Tag("tfidf")],
     Discriminator(_teacher_kind),
 ]
 

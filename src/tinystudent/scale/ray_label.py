@@ -162,10 +162,10 @@ class _TeacherLabeler:
     """Loads a saved teacher inside an actor; answers with its fingerprint so the driver can
     refuse results from a different model (a stale copy of the directory on another node)."""
 
-    def __init__(self, teacher_dir: str) -> None:
-        from tinystudent.teachers import EncoderTeacher
+    def __init__(self, teacher_dir: str, cache_root: str) -> None:
+        from tinystudent.teachers.registry import load_saved
 
-        self.teacher = EncoderTeacher.load(teacher_dir)
+        self.teacher = load_saved(teacher_dir, cache_root)
         self.fingerprint = self.teacher.fingerprint
 
     def __call__(self, texts: list[str]) -> tuple[str, np.ndarray]:
@@ -185,11 +185,12 @@ def label_texts_ray(
 ) -> tuple[np.ndarray, LabelStats]:
     """`label_texts` on a Ray actor pool: same cache, same probabilities, same stats.
 
-    Each of `num_workers` actors loads the saved `EncoderTeacher` from `teacher_dir` (on a
-    cluster the path must exist on every node: a shared filesystem or the same copy
-    everywhere). Only texts missing from the cache are sent, shortest first in batches of
-    `batch_size`; results are saved by the driver in shards of about `shard_size` texts as
-    they arrive, so a crash loses at most one shard and a rerun sends only what is missing.
+    Each of `num_workers` actors loads the saved teacher, of any kind, from `teacher_dir` (on
+    a cluster the path, and `cache_root` for a kind that caches per-text work, must exist on
+    every node: a shared filesystem or the same copy everywhere). Only texts missing from the
+    cache are sent, shortest first in batches of `batch_size`; results are saved by the driver
+    in shards of about `shard_size` texts as they arrive, so a crash loses at most one shard
+    and a rerun sends only what is missing.
     """
     start = time.perf_counter()
     tdir = Path(teacher_dir).expanduser().resolve()
@@ -206,7 +207,7 @@ def label_texts_ray(
     if missing:
         log.info("labeling %d texts on %d Ray workers", len(missing), num_workers)
         results = map_batches_actors(
-            partial(_TeacherLabeler, str(tdir)),
+            partial(_TeacherLabeler, str(tdir), str(Path(cache_root).expanduser().resolve())),
             missing,
             num_workers,
             batch_size,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -16,3 +17,12 @@ class Teacher(Protocol):
     def fingerprint(self) -> str: ...
 
     def predict_proba(self, texts: list[str]) -> np.ndarray: ...
+
+
+class FittedTeacher(Teacher, Protocol):
+    """A teacher the pipeline fitted (any kind of `teachers.registry`): it also saves itself
+    and says how many weights it has."""
+
+    def num_params(self) -> int: ...
+
+    def save(self, out_dir: str | Path) -> None: ...

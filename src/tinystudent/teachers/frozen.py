@@ -192,7 +192,7 @@ def single_thread_blas() -> Any:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
+def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return np.asarray(e / e.sum(axis=1, keepdims=True))
@@ -229,6 +229,25 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     lo, hi = (math.log(t) for t in TEMPERATURE_RANGE)
     res = minimize_scalar(nll, bounds=(lo, hi), method="bounded")
     return float(math.exp(res.x))
+
+
+def oof_logits(x: Any, y: np.ndarray, n_classes: int, c: float, seed: int) -> np.ndarray | None:
+    """Out-of-fold log-probabilities of a logistic regression at strength `c` (calibrating on
+    training logits would be biased); None when a class has fewer than two examples."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.bincount(y, minlength=n_classes)
+    folds = int(min(5, counts[counts > 0].min()))
+    if folds < 2:
+        return None
+    out = np.zeros((len(y), n_classes), dtype=np.float64)
+    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+        clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x[tr], y[tr])
+        proba = np.full((len(te), n_classes), 1e-12)
+        proba[:, clf.classes_] = np.clip(clf.predict_proba(x[te]), 1e-12, None)
+        out[te] = np.log(proba)
+    return out
 
 
 class FrozenEncoderTeacher:
@@ -279,29 +298,14 @@ class FrozenEncoderTeacher:
         c = float(clf.C)
         if self.cfg.temperature == "auto":
             with single_thread_blas():
-                self.temperature = fit_temperature(self._oof_logits(x, y, c, seed), y)
+                oof = oof_logits(x, y, n, c, seed)
+                logits = self._logits(x).astype(np.float64) if oof is None else oof
+                self.temperature = fit_temperature(logits, y)
         else:
             self.temperature = float(self.cfg.temperature)
         self._fingerprint = None
         self.fit_info = {"C": c, "temperature": self.temperature, "n_train": len(texts)}
         return dict(self.fit_info)
-
-    def _oof_logits(self, x: np.ndarray, y: np.ndarray, c: float, seed: int) -> np.ndarray:
-        """Out-of-fold logits at the chosen C: calibration on training logits would be biased."""
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import StratifiedKFold
-
-        counts = np.bincount(y, minlength=len(self.label_names))
-        folds = int(min(5, counts[counts > 0].min()))
-        out = np.zeros((len(y), len(self.label_names)), dtype=np.float64)
-        if folds < 2:
-            return self._logits(x).astype(np.float64)
-        for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-            clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x[tr], y[tr])
-            proba = np.full((len(te), len(self.label_names)), 1e-12)
-            proba[:, clf.classes_] = np.clip(clf.predict_proba(x[te]), 1e-12, None)
-            out[te] = np.log(proba)
-        return out
 
     # -- inference -------------------------------------------------------------------------
     def _logits(self, x: np.ndarray) -> np.ndarray:
@@ -310,7 +314,7 @@ class FrozenEncoderTeacher:
     def predict_proba(self, texts: list[str], use_cache: bool = True) -> np.ndarray:
         """Class probabilities; `use_cache=False` runs the encoder (for honest timings)."""
         x = self.encoder.embed(texts, use_cache=use_cache, desc="embedding")
-        return _softmax(self._logits(x) / self.temperature).astype(np.float32)
+        return softmax(self._logits(x) / self.temperature).astype(np.float32)
 
     def predict_proba_samples(self, texts: list[str], n: int, seed: int = 0) -> np.ndarray:
         """[n, len(texts), C] Monte-Carlo dropout on the head's input features (rate
@@ -323,7 +327,7 @@ class FrozenEncoderTeacher:
         out = np.zeros((n, len(texts), len(self.label_names)), dtype=np.float32)
         for i in range(n):
             mask = (rng.random(x.shape) < keep).astype(np.float32) / keep
-            out[i] = _softmax(self._logits(x * mask) / self.temperature)
+            out[i] = softmax(self._logits(x * mask) / self.temperature)
         return out
 
     def embed(self, texts: list[str], cache_dir: str | Path | None = None) -> np.ndarray:

@@ -1,0 +1,208 @@
+"""Every teacher kind behind one lifecycle: fit (or reload), save, size and time.
+
+The pipeline and the bench look a teacher kind up here by its config's `kind` and never
+branch on classes. A kind is one `TeacherKind`: its config model, the code version that
+keys its stage, the cache folder its per-text work lives in, and three calls (fit, load,
+cost). Adding a kind is its module plus one entry in `TEACHERS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tinystudent.errors import RecipeError
+from tinystudent.evaluate import throughput
+from tinystudent.teachers import encoder, frozen, lexical, llm, setfit
+from tinystudent.teachers import multilabel as multilabel_code
+
+
+@dataclass(frozen=True)
+class FitRequest:
+    """What fitting a teacher reads: its classes and config, the gold set and where to keep
+    per-text work (`cache_dir`) and unfinished training state (`checkpoint_dir`)."""
+
+    label_names: list[str]
+    cfg: Any
+    texts: list[str]
+    gold: Any  # class ids, or [n, C] 0/1 targets for multi-label data
+    seed: int
+    cache_dir: Path
+    checkpoint_dir: Path
+    multi_label: bool = False
+
+
+@dataclass(frozen=True)
+class TeacherKind:
+    """One teacher kind. `fit` returns the teacher and what lands in its `train_log.json`;
+    `cost` returns (bytes on disk, texts/s on `probe` without any cache)."""
+
+    name: str
+    config: type
+    code_version: int
+    cache: str
+    fit: Callable[[FitRequest], tuple[Any, dict[str, Any]]]
+    load: Callable[[Path, Path, bool], Any]  # (saved dir, cache dir, multi_label)
+    cost: Callable[[Any, Path, list[str]], tuple[int, float]]
+    multi_label: bool = False  # can it label multi-label data
+
+
+def _uncached_cost(teacher: Any, saved: Path, probe: list[str]) -> tuple[int, float]:
+    return teacher.size_bytes(), throughput(
+        lambda texts: teacher.predict_proba(texts, use_cache=False), probe, min_seconds=1.0
+    )
+
+
+# -- fine-tuned encoder -----------------------------------------------------------------------
+def _fit_encoder(req: FitRequest) -> tuple[Any, dict[str, Any]]:
+    from tinystudent.seed import seed_everything
+
+    seed_everything(req.seed)  # the new head's init must not depend on what ran before
+    teacher = encoder.EncoderTeacher.from_pretrained(req.label_names, req.cfg)
+    losses = teacher.fine_tune(
+        req.texts, req.gold, seed=req.seed, checkpoint_dir=req.checkpoint_dir
+    )
+    return teacher, {"epoch_losses": losses, "resumed_from_epoch": teacher.resumed_from_epoch}
+
+
+def _encoder_cost(teacher: Any, saved: Path, probe: list[str]) -> tuple[int, float]:
+    size = (saved / "teacher.safetensors").stat().st_size
+    return size, throughput(teacher.predict_proba, probe, min_seconds=1.0)
+
+
+# -- frozen encoder + linear head ---------------------------------------------------------------
+def _frozen_class(multi_label: bool) -> Any:
+    return multilabel_code.MultiLabelFrozenTeacher if multi_label else frozen.FrozenEncoderTeacher
+
+
+def _fit_frozen(req: FitRequest) -> tuple[Any, dict[str, Any]]:
+    teacher = _frozen_class(req.multi_label).from_config(req.label_names, req.cfg, req.cache_dir)
+    return teacher, {"fit": teacher.fit(req.texts, req.gold, seed=req.seed)}
+
+
+def _load_frozen(saved: Path, cache: Path, multi_label: bool) -> Any:
+    return _frozen_class(multi_label).load(saved, cache_dir=cache)
+
+
+# -- LLM ---------------------------------------------------------------------------------------
+def _fit_llm(req: FitRequest) -> tuple[Any, dict[str, Any]]:
+    teacher = llm.LLMTeacher.from_config(req.label_names, req.cfg, req.cache_dir)
+    return teacher, {"fit": teacher.fit(req.texts, req.gold, seed=req.seed)}
+
+
+def _llm_cost(teacher: Any, saved: Path, probe: list[str]) -> tuple[int, float]:
+    """Sized as 4 bytes a weight, timed without its score cache on 32 texts (it is slow)."""
+    return 4 * teacher.num_params(), throughput(
+        lambda texts: teacher.calibrate(teacher.raw_scores(texts, use_cache=False)),
+        probe[:32],
+        min_seconds=1.0,
+    )
+
+
+# -- SetFit ------------------------------------------------------------------------------------
+def _fit_setfit(req: FitRequest) -> tuple[Any, dict[str, Any]]:
+    """Its tuned body waits in `checkpoint_dir` until the teacher is saved, so a rerun after a
+    kill past the contrastive phase only refits the head."""
+    teacher = setfit.SetFitTeacher.train(
+        req.label_names,
+        req.cfg,
+        req.texts,
+        req.gold,
+        seed=req.seed,
+        cache_dir=req.cache_dir,
+        checkpoint_dir=req.checkpoint_dir,
+    )
+    return teacher, {
+        "fit": teacher.fit_info,
+        "resumed_after_contrastive_phase": teacher.resumed_body,
+    }
+
+
+# -- TF-IDF ------------------------------------------------------------------------------------
+def _fit_tfidf(req: FitRequest) -> tuple[Any, dict[str, Any]]:
+    teacher = lexical.TfidfTeacher.from_config(req.label_names, req.cfg)
+    return teacher, teacher.fit(req.texts, req.gold, seed=req.seed)
+
+
+TEACHERS: dict[str, TeacherKind] = {
+    k.name: k
+    for k in (
+        TeacherKind(
+            "finetune",
+            encoder.EncoderTeacherConfig,
+            encoder.CODE_VERSION,
+            "embeddings",
+            _fit_encoder,
+            lambda saved, cache, ml: encoder.EncoderTeacher.load(saved),
+            _encoder_cost,
+        ),
+        TeacherKind(
+            "frozen",
+            frozen.FrozenTeacherConfig,
+            frozen.CODE_VERSION,
+            "embeddings",
+            _fit_frozen,
+            _load_frozen,
+            _uncached_cost,
+            multi_label=True,
+        ),
+        TeacherKind(
+            "llm",
+            llm.LLMTeacherConfig,
+            llm.CODE_VERSION,
+            "llm-scores",
+            _fit_llm,
+            lambda saved, cache, ml: llm.LLMTeacher.load(saved, cache_dir=cache),
+            _llm_cost,
+        ),
+        TeacherKind(
+            "setfit",
+            setfit.SetFitTeacherConfig,
+            setfit.CODE_VERSION,
+            "embeddings",
+            _fit_setfit,
+            lambda saved, cache, ml: setfit.SetFitTeacher.load(saved, cache_dir=cache),
+            _uncached_cost,
+        ),
+        TeacherKind(
+            "tfidf",
+            lexical.TfidfTeacherConfig,
+            lexical.CODE_VERSION,
+            "tfidf",
+            _fit_tfidf,
+            lambda saved, cache, ml: lexical.TfidfTeacher.load(saved),
+            _uncached_cost,
+        ),
+    )
+}
+
+
+def kind_of(cfg: Any) -> TeacherKind:
+    """The registry entry of a teacher config (a finetune config has no `kind` field)."""
+    name = str(getattr(cfg, "kind", "finetune"))
+    if name not in TEACHERS:
+        raise RecipeError(f"unknown teacher kind {name!r} (choose from {list(TEACHERS)})")
+    return TEACHERS[name]
+
+
+#: `teacher.json`'s `kind` where it differs from the recipe's (the fine-tuned encoder).
+SAVED_KINDS = {"encoder": "finetune"}
+
+
+def load_saved(saved: str | Path, cache_root: str | Path) -> Any:
+    """Any saved teacher, its kind read from its `teacher.json`; its per-text work (embeddings,
+    LM scores) is looked up under `cache_root`, as the pipeline's run cache lays it out."""
+    from tinystudent.errors import TinyStudentError
+    from tinystudent.io import read_json
+
+    d = Path(saved)
+    if not (d / "teacher.json").is_file():
+        raise TinyStudentError(f"{d}: no teacher.json; is this a saved teacher?")
+    meta = read_json(d / "teacher.json")
+    name = str(meta.get("kind"))
+    kind = TEACHERS.get(SAVED_KINDS.get(name, name))
+    if kind is None:
+        raise TinyStudentError(f"{d}: unknown teacher kind {name!r} in teacher.json")
+    return kind.load(d, Path(cache_root) / kind.cache, bool(meta.get("multi_label")))
