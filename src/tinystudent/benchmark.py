@@ -60,8 +60,7 @@ from tinystudent.teachers.frozen import (
     SentenceEncoder,
     single_thread_blas,
 )
-from tinystudent.teachers.llm import LLMTeacherConfig
-from tinystudent.teachers.setfit import SetFitTeacher, SetFitTeacherConfig
+from tinystudent.teachers.registry import FitRequest, kind_of
 from tinystudent.train.config import TrainConfig
 
 Say = Callable[[str], None]
@@ -426,54 +425,39 @@ class _Teachers:
         return self._encoders[name]
 
     def fit(self, name: str, split: Split, seed: int) -> tuple[Any, dict[str, Any]]:
+        """Any kind through the registry; a frozen teacher reuses its loaded encoder."""
         cfg = self.spec.teachers[name]
-        if isinstance(cfg, FrozenTeacherConfig):
+        if isinstance(cfg, FrozenTeacherConfig):  # not a kind switch: the encoder is shared
             teacher = FrozenEncoderTeacher(self.encoder(name), self.label_names, cfg)
             return teacher, teacher.fit(split.train_texts, split.train_labels, seed)
-        if isinstance(cfg, LLMTeacherConfig):  # raw LM scores are cached across seeds and ks
-            from tinystudent.teachers.llm import LLMTeacher
-
-            llm = LLMTeacher.from_config(self.label_names, cfg, self.spec.cache_root() / "llm")
-            return llm, llm.fit(split.train_texts, split.train_labels, seed)
-        if isinstance(cfg, SetFitTeacherConfig):  # the tuned body embeds through the cache
-            sf = SetFitTeacher.train(
-                self.label_names,
-                cfg,
-                split.train_texts,
-                split.train_labels,
-                seed,
-                self.spec.cache_root() / "embeddings",
-            )
-            return sf, sf.fit_info
-        from tinystudent.teachers import EncoderTeacher
-
-        seed_everything(seed)
-        ft = EncoderTeacher.from_pretrained(self.label_names, cfg)
-        losses = ft.fine_tune(split.train_texts, split.train_labels, seed=seed)
-        return ft, {"epoch_losses": losses}
+        kind = kind_of(cfg)
+        request = FitRequest(
+            self.label_names,
+            cfg,
+            split.train_texts,
+            split.train_labels,
+            seed,
+            self.spec.cache_root() / kind.cache,
+            None,
+        )
+        fitted, log = kind.fit(request)
+        return fitted, log.get("fit", log)
 
     def predict(self, teacher: Any, texts: list[str]) -> np.ndarray:
-        """Probabilities; fine-tuned teachers go through the shared soft-label cache."""
-        if isinstance(teacher, FrozenEncoderTeacher | SetFitTeacher):
-            return teacher.predict_proba(texts)
+        """Probabilities through the shared soft-label cache (keyed by the teacher's
+        fingerprint, so every fitted head gets its own rows)."""
         from tinystudent.label import label_texts
 
         probs, _ = label_texts(teacher, texts, self.spec.cache_root() / "labels")
         return probs
 
-    @staticmethod
-    def timed_predict(teacher: Any) -> Callable[[list[str]], np.ndarray]:
-        """What a user pays per call: the encoder runs, no cache."""
-        if isinstance(teacher, FrozenEncoderTeacher | SetFitTeacher):
-            return lambda texts: teacher.predict_proba(texts, use_cache=False)
-        return teacher.predict_proba
+    def timed_predict(self, name: str, teacher: Any) -> Callable[[list[str]], np.ndarray]:
+        """What a user pays per call: the model runs, no cache of per-text work."""
+        return kind_of(self.spec.teachers[name]).timed(teacher)
 
-    @staticmethod
-    def size(teacher: Any) -> tuple[int, int]:
-        if isinstance(teacher, FrozenEncoderTeacher | SetFitTeacher):
-            return teacher.num_params(), teacher.size_bytes()
-        n = int(teacher.num_params())
-        return n, 4 * n
+    def size(self, name: str, teacher: Any) -> tuple[int, int]:
+        size = kind_of(self.spec.teachers[name]).size(teacher, None)
+        return int(teacher.num_params()), size
 
 
 def _student_sizes(student: Any) -> tuple[int, int]:
@@ -649,7 +633,7 @@ def _run_unit(
             systems[f"{name} (teacher)"] = old_systems[f"{name} (teacher)"]
         elif measure:
             with progress.task("speed:teacher", f"{tag}: timing teacher {name} (encoder included)"):
-                params, size = teachers.size(teacher)
+                params, size = teachers.size(name, teacher)
                 systems[f"{name} (teacher)"] = {
                     "role": "teacher",
                     "kind": getattr(spec.teachers[name], "kind", "finetune"),
@@ -657,7 +641,7 @@ def _run_unit(
                     "params": params,
                     "size_bytes": size,
                     "int8_bytes": None,
-                    "speed": speed(teachers.timed_predict(teacher), teacher=True),
+                    "speed": speed(teachers.timed_predict(name, teacher), teacher=True),
                 }
         del teacher
         commit()

@@ -30,14 +30,15 @@ class FitRequest:
     gold: Any  # class ids, or [n, C] 0/1 targets for multi-label data
     seed: int
     cache_dir: Path
-    checkpoint_dir: Path
+    checkpoint_dir: Path | None
     multi_label: bool = False
 
 
 @dataclass(frozen=True)
 class TeacherKind:
     """One teacher kind. `fit` returns the teacher and what lands in its `train_log.json`;
-    `cost` returns (bytes on disk, texts/s on `probe` without any cache)."""
+    `timed` gives the call a user pays for per batch (no cache of per-text work), `size` the
+    bytes it ships as (its saved folder, when there is one, may say)."""
 
     name: str
     config: type
@@ -45,14 +46,22 @@ class TeacherKind:
     cache: str
     fit: Callable[[FitRequest], tuple[Any, dict[str, Any]]]
     load: Callable[[Path, Path, bool], Any]  # (saved dir, cache dir, multi_label)
-    cost: Callable[[Any, Path, list[str]], tuple[int, float]]
-    multi_label: bool = False  # can it label multi-label data
+    timed: Callable[[Any], Callable[[list[str]], Any]]
+    size: Callable[[Any, Path | None], int]
+    probe_limit: int | None = None  # time on at most this many texts (an LLM is slow)
+
+    def cost(self, teacher: Any, saved: Path | None, probe: list[str]) -> tuple[int, float]:
+        """(bytes, texts/s in this process) for the report."""
+        probe = probe[: self.probe_limit] if self.probe_limit else probe
+        return self.size(teacher, saved), throughput(self.timed(teacher), probe, min_seconds=1.0)
 
 
-def _uncached_cost(teacher: Any, saved: Path, probe: list[str]) -> tuple[int, float]:
-    return teacher.size_bytes(), throughput(
-        lambda texts: teacher.predict_proba(texts, use_cache=False), probe, min_seconds=1.0
-    )
+def _uncached(teacher: Any) -> Callable[[list[str]], Any]:
+    return lambda texts: teacher.predict_proba(texts, use_cache=False)
+
+
+def _own_size(teacher: Any, saved: Path | None) -> int:
+    return int(teacher.size_bytes())
 
 
 # -- fine-tuned encoder -----------------------------------------------------------------------
@@ -67,9 +76,11 @@ def _fit_encoder(req: FitRequest) -> tuple[Any, dict[str, Any]]:
     return teacher, {"epoch_losses": losses, "resumed_from_epoch": teacher.resumed_from_epoch}
 
 
-def _encoder_cost(teacher: Any, saved: Path, probe: list[str]) -> tuple[int, float]:
-    size = (saved / "teacher.safetensors").stat().st_size
-    return size, throughput(teacher.predict_proba, probe, min_seconds=1.0)
+def _encoder_size(teacher: Any, saved: Path | None) -> int:
+    """The saved safetensors file, or 4 bytes a weight before it is saved."""
+    if saved is not None and (saved / "teacher.safetensors").is_file():
+        return (saved / "teacher.safetensors").stat().st_size
+    return 4 * int(teacher.num_params())
 
 
 # -- frozen encoder + linear head ---------------------------------------------------------------
@@ -92,13 +103,9 @@ def _fit_llm(req: FitRequest) -> tuple[Any, dict[str, Any]]:
     return teacher, {"fit": teacher.fit(req.texts, req.gold, seed=req.seed)}
 
 
-def _llm_cost(teacher: Any, saved: Path, probe: list[str]) -> tuple[int, float]:
-    """Sized as 4 bytes a weight, timed without its score cache on 32 texts (it is slow)."""
-    return 4 * teacher.num_params(), throughput(
-        lambda texts: teacher.calibrate(teacher.raw_scores(texts, use_cache=False)),
-        probe[:32],
-        min_seconds=1.0,
-    )
+def _llm_timed(teacher: Any) -> Callable[[list[str]], Any]:
+    """Without its score cache (timed on 32 texts: it is slow); sized as 4 bytes a weight."""
+    return lambda texts: teacher.calibrate(teacher.raw_scores(texts, use_cache=False))
 
 
 # -- SetFit ------------------------------------------------------------------------------------
@@ -136,7 +143,8 @@ TEACHERS: dict[str, TeacherKind] = {
             "embeddings",
             _fit_encoder,
             lambda saved, cache, ml: encoder.EncoderTeacher.load(saved),
-            _encoder_cost,
+            lambda teacher: teacher.predict_proba,
+            _encoder_size,
         ),
         TeacherKind(
             "frozen",
@@ -145,8 +153,8 @@ TEACHERS: dict[str, TeacherKind] = {
             "embeddings",
             _fit_frozen,
             _load_frozen,
-            _uncached_cost,
-            multi_label=True,
+            _uncached,
+            _own_size,
         ),
         TeacherKind(
             "llm",
@@ -155,7 +163,9 @@ TEACHERS: dict[str, TeacherKind] = {
             "llm-scores",
             _fit_llm,
             lambda saved, cache, ml: llm.LLMTeacher.load(saved, cache_dir=cache),
-            _llm_cost,
+            _llm_timed,
+            lambda teacher, saved: 4 * int(teacher.num_params()),
+            probe_limit=32,
         ),
         TeacherKind(
             "setfit",
@@ -164,7 +174,8 @@ TEACHERS: dict[str, TeacherKind] = {
             "embeddings",
             _fit_setfit,
             lambda saved, cache, ml: setfit.SetFitTeacher.load(saved, cache_dir=cache),
-            _uncached_cost,
+            _uncached,
+            _own_size,
         ),
         TeacherKind(
             "tfidf",
@@ -173,7 +184,8 @@ TEACHERS: dict[str, TeacherKind] = {
             "tfidf",
             _fit_tfidf,
             lambda saved, cache, ml: lexical.TfidfTeacher.load(saved),
-            _uncached_cost,
+            _uncached,
+            _own_size,
         ),
     )
 }
