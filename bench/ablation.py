@@ -69,6 +69,14 @@ LEVERS: dict[str, dict[str, Any]] = {
     # Where words decide: a TF-IDF + LR teacher instead of the fine-tuned encoder (lever 6).
     "teacher-tfidf": {"teacher": {"kind": "tfidf", "temperature": "auto"}},
     # Two levers together, once each has been measured alone.
+    "tfidf+tokens-512": {
+        "teacher": {"kind": "tfidf", "temperature": "auto"},
+        "student": {"max_tokens": 512},
+    },
+    "tfidf+augment-x4": {
+        "teacher": {"kind": "tfidf", "temperature": "auto"},
+        "generate": {**AUGMENT, "augment_per_text": 4},
+    },
     "rdrop+epochs-16": {
         "train": {
             "epochs": 16,
