@@ -69,6 +69,14 @@ LEVERS: dict[str, dict[str, Any]] = {
     # Where words decide: a TF-IDF + LR teacher instead of the fine-tuned encoder (lever 6).
     "teacher-tfidf": {"teacher": {"kind": "tfidf", "temperature": "auto"}},
     # Two levers together, once each has been measured alone.
+    # A frozen encoder and TF-IDF amalgamated: two cheap teachers that err differently.
+    "frozen+tfidf": {
+        "teachers": [
+            {"kind": "frozen", "model": "minilm-l6", "max_length": 256, "temperature": "auto"},
+            {"kind": "tfidf", "temperature": "auto"},
+        ],
+        "amalgamation": {"method": "average"},
+    },
     "tfidf+tokens-512": {
         "teacher": {"kind": "tfidf", "temperature": "auto"},
         "student": {"max_tokens": 512},
@@ -85,6 +93,11 @@ LEVERS: dict[str, dict[str, Any]] = {
         }
     },
 }
+
+
+def _new_teacher(lever: str) -> bool:
+    """Does the lever replace the base recipe's teacher (so nothing of it can be reused)?"""
+    return bool({"teacher", "teachers"} & set(LEVERS.get(lever, {})))
 
 
 def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +124,7 @@ def unit_recipe(
         base = merge(base, {"data": {"max_pool": 300, "test_size": 200}, "teacher": {"epochs": 1}})
         base = merge(base, {"train": {"epochs": 1}})
     patch = LEVERS[lever]
-    if "teacher" in patch:  # another teacher kind: its section replaces the dataset's
+    if _new_teacher(lever):  # another teacher: its section replaces the dataset's
         base.pop("teacher", None)
     base = merge(base, patch)
     base["name"] = f"{dataset}-k{k}-s{seed}-{student}-{lever}"
@@ -193,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 done = [
                     d
                     for d in sorted((runs / f"{dataset}-k{k}-s{seed}").glob("*/report.json"))
-                    if "teacher" not in LEVERS.get(d.parent.name.split("-", 1)[1], {})
+                    if not _new_teacher(d.parent.name.split("-", 1)[1])
                 ]
                 first: Path | None = done[0].parent if done else None
                 for student in args.students:
@@ -201,10 +214,10 @@ def main(argv: list[str] | None = None) -> int:
                         recipe = unit_recipe(dataset, k, seed, student, lever, cache, args.quick)
                         out = runs / f"{dataset}-k{k}-s{seed}" / f"{student}-{lever}"
                         if first is not None:
-                            seed_from(first, out, "teacher" not in LEVERS[lever])
+                            seed_from(first, out, not _new_teacher(lever))
                         t0 = time.perf_counter()
                         report = run(recipe, out)
-                        if "teacher" not in LEVERS[lever]:
+                        if not _new_teacher(lever):
                             first = first or out
                         unit = {"dataset": dataset, "k": k, "seed": seed}
                         unit = {**unit, "student": student, "lever": lever}
