@@ -108,3 +108,25 @@ def test_pipeline_with_a_tfidf_teacher(toy_csv: Path, tmp_path: Path) -> None:
     again = run(recipe, tmp_path)
     assert again["stages"]["teacher"] == "skipped" and again["stages"]["label"] == "skipped"
     assert again["teacher"]["accuracy"] == report["teacher"]["accuracy"]
+
+
+def test_tfidf_as_a_member_of_several_teachers(
+    toy_csv: Path, tiny_teacher_dir: Path, tmp_path: Path
+) -> None:
+    recipe = parse_recipe(
+        {
+            "name": "toy-frozen-tfidf",
+            "data": {"dataset": str(toy_csv), "k": 8, "test_size": 40},
+            "teachers": [
+                {"kind": "frozen", "model": str(tiny_teacher_dir)},
+                {"kind": "tfidf", "temperature": "auto"},
+            ],
+            "amalgamation": {"method": "average"},
+            "student": {"kind": "bag", "embed_dim": 16, "init": "random", "head_hidden": 0},
+            "train": {"epochs": 1, "batch_size": 32},
+        }
+    )
+    report = run(recipe, tmp_path)
+    assert [t["name"] for t in report["teachers"]] == [f"frozen:{tiny_teacher_dir}", "tfidf:1-2"]
+    assert "teacher tfidf:1-2" in report["systems"]
+    assert json.loads((tmp_path / "teachers/1/teacher.json").read_text())["kind"] == "tfidf"
