@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from tinystudent.errors import RecipeError
@@ -42,13 +43,17 @@ class TeacherKind:
 
     name: str
     config: type
-    code_version: int
+    module: ModuleType  # its CODE_VERSION keys the teacher stage (read at use: tests bump it)
     cache: str
     fit: Callable[[FitRequest], tuple[Any, dict[str, Any]]]
     load: Callable[[Path, Path, bool], Any]  # (saved dir, cache dir, multi_label)
     timed: Callable[[Any], Callable[[list[str]], Any]]
     size: Callable[[Any, Path | None], int]
     probe_limit: int | None = None  # time on at most this many texts (an LLM is slow)
+
+    @property
+    def code_version(self) -> int:
+        return int(self.module.CODE_VERSION)
 
     def cost(self, teacher: Any, saved: Path | None, probe: list[str]) -> tuple[int, float]:
         """(bytes, texts/s in this process) for the report."""
@@ -139,7 +144,7 @@ TEACHERS: dict[str, TeacherKind] = {
         TeacherKind(
             "finetune",
             encoder.EncoderTeacherConfig,
-            encoder.CODE_VERSION,
+            encoder,
             "embeddings",
             _fit_encoder,
             lambda saved, cache, ml: encoder.EncoderTeacher.load(saved),
@@ -149,7 +154,7 @@ TEACHERS: dict[str, TeacherKind] = {
         TeacherKind(
             "frozen",
             frozen.FrozenTeacherConfig,
-            frozen.CODE_VERSION,
+            frozen,
             "embeddings",
             _fit_frozen,
             _load_frozen,
@@ -159,7 +164,7 @@ TEACHERS: dict[str, TeacherKind] = {
         TeacherKind(
             "llm",
             llm.LLMTeacherConfig,
-            llm.CODE_VERSION,
+            llm,
             "llm-scores",
             _fit_llm,
             lambda saved, cache, ml: llm.LLMTeacher.load(saved, cache_dir=cache),
@@ -170,7 +175,7 @@ TEACHERS: dict[str, TeacherKind] = {
         TeacherKind(
             "setfit",
             setfit.SetFitTeacherConfig,
-            setfit.CODE_VERSION,
+            setfit,
             "embeddings",
             _fit_setfit,
             lambda saved, cache, ml: setfit.SetFitTeacher.load(saved, cache_dir=cache),
@@ -180,7 +185,7 @@ TEACHERS: dict[str, TeacherKind] = {
         TeacherKind(
             "tfidf",
             lexical.TfidfTeacherConfig,
-            lexical.CODE_VERSION,
+            lexical,
             "tfidf",
             _fit_tfidf,
             lambda saved, cache, ml: lexical.TfidfTeacher.load(saved),
