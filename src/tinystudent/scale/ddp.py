@@ -111,10 +111,12 @@ class DDPStrategy(Strategy):
     def __init__(self, rank: int, world: int, device: torch.device, seed: int) -> None:
         super().__init__(device)
         self.rank, self.world, self.seed = rank, world, seed
+        self._inside: set[int] = set()
 
     def wrap(self, student: nn.Module) -> nn.Module:
         if self.world == 1:
             return student
+        self._inside = {id(p) for p in student.parameters()}
         cuda = self.device.type == "cuda"
         model = DistributedDataParallel(student, device_ids=[self.device.index] if cuda else None)
         model.register_comm_hook(None, _sum_hook)
@@ -139,7 +141,7 @@ class DDPStrategy(Strategy):
         if self.world == 1:
             return
         for p in params:  # objective weights sit outside DDP's module: sum them here
-            if p.grad is not None:
+            if id(p) not in self._inside and p.grad is not None:
                 dist.all_reduce(p.grad)
 
     def all_sum(self, values: list[float]) -> list[float]:
