@@ -21,7 +21,7 @@ import torch
 
 from tests.conftest import toy_rows
 from tinystudent.scale import train_student_ddp
-from tinystudent.scale.ddp import _shard
+from tinystudent.train.ddp import shard_rows
 from tinystudent.seed import seed_everything
 from tinystudent.students import build_student
 from tinystudent.train import TeacherSignals, TrainConfig, train_student
@@ -63,9 +63,9 @@ def _weights(student: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def test_shards_cover_each_batch_once() -> None:
     batch = list(range(7))
-    parts = [_shard(batch, r, 3) for r in range(3)]
+    parts = [shard_rows(batch, r, 3) for r in range(3)]
     assert parts == [[0, 1, 2], [3, 4], [5, 6]]
-    assert _shard([9], 1, 2) == []
+    assert shard_rows([9], 1, 2) == []
 
 
 def test_two_processes_match_one(data, tmp_path: Path) -> None:
