@@ -21,10 +21,10 @@ import torch
 
 from tests.conftest import toy_rows
 from tinystudent.scale import train_student_ddp
-from tinystudent.train.ddp import shard_rows
 from tinystudent.seed import seed_everything
 from tinystudent.students import build_student
 from tinystudent.train import TeacherSignals, TrainConfig, train_student
+from tinystudent.train.ddp import shard_rows
 
 OPTIONS = {
     "features": 32,
