@@ -95,6 +95,13 @@ class DDPStrategy(Strategy):
             if id(p) not in self._inside and p.grad is not None:
                 dist.all_reduce(p.grad)
 
+    def gather(self, value: Any) -> list[Any]:
+        if self.world == 1:
+            return [value]
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, value)
+        return out
+
     def all_sum(self, values: list[float]) -> list[float]:
         """Sum floats over ranks (float64, so logged numbers do not depend on the rank count)."""
         if self.world == 1:

@@ -290,7 +290,11 @@ class Fit:
         return self.model.state_dict()
 
     def _save(self, hooks: Hooks, started: float) -> None:
-        if self.checkpoint is None or not self.is_main:
+        if self.checkpoint is None:
+            return
+        # Every rank's random state (its own dropout masks), gathered before rank 0 writes.
+        rngs = self.strategy.gather(rng_state(self.generator))
+        if not self.is_main:
             return
         st = self.state
         self.checkpoint.save(
@@ -299,7 +303,8 @@ class Fit:
                 "model": self._weights(),
                 "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(),
-                "rng": rng_state(self.generator),
+                "rng": rngs[0],
+                "rank_rngs": rngs[1:],
                 "progress": {
                     "step": st.step,
                     "epochs": st.epochs,
@@ -326,8 +331,8 @@ class Fit:
         self._load_weights(saved["model"])
         self.opt.load_state_dict(saved["optimizer"])
         self.sched.load_state_dict(saved["scheduler"])
-        set_rng_state(saved["rng"], self.generator)
-        self._now_rng = saved["rng"]
+        self._now_rng = self._own_rng(saved)
+        set_rng_state(self._now_rng, self.generator)
         p = saved["progress"]
         best_score = p["best_score"]
         self.state = _State(
@@ -346,6 +351,15 @@ class Fit:
         )
         hooks.load(saved["hooks"])
         return True
+
+    def _own_rng(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """This rank's saved random state; rank 0's when the checkpoint came from another
+        number of ranks (then only a run without dropout resumes to the very same numbers)."""
+        others = saved.get("rank_rngs") or []
+        rank, world = self.strategy.rank, self.strategy.world
+        if rank == 0 or len(others) != world - 1:
+            return dict(saved["rng"])
+        return dict(others[rank - 1])
 
     def _load_weights(self, weights: dict[str, Tensor]) -> None:
         if not self.trainable_only:

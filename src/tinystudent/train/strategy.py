@@ -10,6 +10,7 @@ DDP strategy (`train/ddp.py`) answers with a DDP module, a shard and its share.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,6 +44,10 @@ class Strategy:
     def after_backward(self, params: Sequence[nn.Parameter]) -> None:
         """Reduce the gradients of those `params` that the wrapped module does not reduce
         itself (an objective's own weights)."""
+
+    def gather(self, value: Any) -> list[Any]:
+        """`value` from every process, in rank order (all of them must call this)."""
+        return [value]
 
     def all_sum(self, values: list[float]) -> list[float]:
         """`values` summed over processes."""
