@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import json
 import math
 import os
 import platform
@@ -42,7 +40,7 @@ from tinystudent.data import Split, load_dataset, make_split
 from tinystudent.errors import RecipeError
 from tinystudent.evaluate import classification_metrics
 from tinystudent.evaluate.speed import speed_profile
-from tinystudent.io import read_json, write_json, write_text
+from tinystudent.io import json_digest, read_json, write_json, write_text
 from tinystudent.pipeline import transfer_set
 from tinystudent.recipe import (
     Recipe,
@@ -204,7 +202,7 @@ class BenchSpec(_Strict):
         """Hash of what the numbers depend on (not the speed settings or the budget)."""
         skip = {"speed", "budget_minutes", "cache_dir", "work_threads"}
         dump = self.model_dump(mode="json", exclude=skip)
-        return hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:16]
+        return json_digest(dump)
 
 
 def spec_from_recipe(recipe: Recipe) -> BenchSpec:
@@ -549,6 +547,218 @@ def embed_all(teachers: _Teachers, texts: list[str], progress: Progress) -> dict
     return out
 
 
+@dataclass
+class _Unit:
+    """One (k, seed): every system trained and scored; measured too when `measure`.
+
+    `save` is called after each system with what is done so far; `resumed` (what an
+    interrupted call saved) lets systems already finished be skipped. Teachers are always
+    refit: they take a second from cached embeddings and the students need their labels.
+    """
+
+    spec: BenchSpec
+    k: int
+    seed: int
+    split: Split
+    teachers: _Teachers
+    progress: Progress
+    measure: bool
+    all_threads: int
+    resumed: dict[str, Any] | None = None
+    save: Callable[[list[dict[str, Any]], dict[str, Any]], None] | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    systems: dict[str, dict[str, Any]] = field(default_factory=dict)
+    teacher_acc: dict[str, float] = field(default_factory=dict)
+    teacher_probs: dict[str, np.ndarray] = field(default_factory=dict)
+    teacher_test_pred: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.old_rows = {r["system"]: r for r in (self.resumed or {}).get("rows", [])}
+        self.old_systems: dict[str, Any] = dict((self.resumed or {}).get("systems", {}))
+        self.speed_texts = self.split.test_texts[: self.spec.speed.texts]
+        pos = f"({self.spec.seeds.index(self.seed) + 1}/{len(self.spec.seeds)})"
+        self.tag = f"k={self.k} seed {self.seed} {pos}"
+        self.transfer, self.transfer_labels = transfer_set(self.split)
+        self.y_test = self.split.test_labels
+        self.headline = self.spec.headline_teacher
+
+    def run(self) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        # Teachers first: every other system is compared with them.
+        order = [self.headline] + [t for t in self.spec.teachers if t != self.headline]
+        for name in order:
+            self.teacher(name)
+        for sname in self.spec.students:
+            for tname in self.spec.kd_teachers:
+                self.student(sname, tname)
+            if self.spec.gold_students:
+                self.student(sname, None)
+        for bname, bspec in self.spec.baselines.items():
+            self.baseline(bname, bspec)
+        return self.rows, self.systems
+
+    def finished(self, name: str) -> bool:
+        """Reuse a system saved by an interrupted run (its row, and its speed if measured)."""
+        if name not in self.old_rows or (self.measure and name not in self.old_systems):
+            return False
+        self.rows.append(self.old_rows[name])
+        if self.measure:
+            self.systems[name] = self.old_systems[name]
+        return True
+
+    def commit(self) -> None:
+        if self.save is not None:
+            self.save(self.rows, self.systems)
+
+    def record(self, name: str, probs: np.ndarray, ref_teacher: str, **extra: Any) -> None:
+        row: dict[str, Any] = {"k": self.k, "seed": self.seed, "system": name}
+        row.update(classification_metrics(self.y_test, probs))
+        if ref_teacher in self.teacher_acc:
+            row["pct_of_teacher"] = 100 * row["accuracy"] / self.teacher_acc[ref_teacher]
+            agree = probs.argmax(1) == self.teacher_test_pred[ref_teacher]
+            row["agreement_with_teacher"] = float(agree.mean())
+        row["reference_teacher"] = ref_teacher
+        row.update(extra)
+        self.rows.append(row)
+
+    def speed(self, predict: Callable[[list[str]], Any], teacher: bool = False) -> dict[str, Any]:
+        sp = self.spec.speed
+        n = sp.teacher_latency_n if teacher else sp.latency_n
+        return measure_speed(
+            predict, self.speed_texts, sp.threads, n, sp.min_seconds, self.all_threads
+        )
+
+    def teacher(self, name: str) -> None:
+        """Fit one teacher, score it, keep its transfer-set labels; time it when measuring."""
+        split = self.split
+        with self.progress.task(
+            "teacher", f"{self.tag}: teacher {name} (fit on {len(split.train_texts)})"
+        ):
+            t0 = time.perf_counter()
+            teacher, fit = self.teachers.fit(name, split, self.seed)
+            test_p = self.teachers.predict(teacher, split.test_texts)
+            self.teacher_acc[name] = classification_metrics(self.y_test, test_p)["accuracy"]
+            self.teacher_test_pred[name] = test_p.argmax(1)
+            if name in self.spec.kd_teachers:
+                self.teacher_probs[name] = self.teachers.predict(teacher, self.transfer)
+            info = {"fit": fit, "seconds": time.perf_counter() - t0}
+            info["mean_max_prob"] = float(test_p.max(1).mean())
+            self.record(f"{name} (teacher)", test_p, self.headline, role="teacher", **info)
+        system = f"{name} (teacher)"
+        if self.measure and system in self.old_systems:
+            self.systems[system] = self.old_systems[system]
+        elif self.measure:
+            label = f"{self.tag}: timing teacher {name} (encoder included)"
+            with self.progress.task("speed:teacher", label):
+                params, size = self.teachers.size(name, teacher)
+                self.systems[system] = {
+                    "role": "teacher",
+                    "kind": getattr(self.spec.teachers[name], "kind", "finetune"),
+                    "model": self.spec.teachers[name].model,
+                    "params": params,
+                    "size_bytes": size,
+                    "int8_bytes": None,
+                    "speed": self.speed(self.teachers.timed_predict(name, teacher), teacher=True),
+                }
+        del teacher
+        self.commit()
+
+    def student(self, sname: str, tname: str | None) -> None:
+        """One student, distilled from teacher `tname` (None: trained on gold labels only)."""
+        from tinystudent.students.int8 import dynamic_int8
+
+        gold = tname is None
+        name = f"{sname} (gold only)" if gold else f"{sname} (KD {tname})"
+        kind = f"gold:{sname}" if gold else f"kd:{sname}"
+        n = len(self.split.train_texts) if gold else len(self.transfer)
+        if self.finished(name):
+            return
+        with self.progress.task(kind, f"{self.tag}: student {name} on {n:,} texts"):
+            student, result = self._train_student(sname, tname)
+            p = student.predict_proba(self.split.test_texts)
+            fast = dynamic_int8(student)
+            q = fast.predict_proba(self.split.test_texts)
+            self.record(
+                name,
+                p,
+                self.headline if gold else tname or self.headline,
+                role="student-gold" if gold else "student",
+                int8_accuracy=classification_metrics(self.y_test, q)["accuracy"],
+                best_epoch=result.best_epoch,
+                params=student.num_params(),
+                seconds=result.seconds,
+            )
+        if self.measure:
+            with self.progress.task("speed", f"{self.tag}: timing {name} (fp32 and int8)"):
+                fp32, int8 = _student_sizes(student)
+                self.systems[name] = {
+                    "role": "student-gold" if gold else "student",
+                    "kind": self.spec.students[sname].kind,
+                    "options": self.spec.students[sname].options,
+                    "teacher": tname,
+                    "params": student.num_params(),
+                    "size_bytes": fp32,
+                    "int8_bytes": int8,
+                    "speed": self.speed(student.predict_proba),
+                    "int8_speed": self.speed(fast.predict_proba),
+                }
+        self.commit()
+
+    def _train_student(self, sname: str, tname: str | None) -> tuple[Any, Any]:
+        from tinystudent.students import build_student
+        from tinystudent.train import train_student
+
+        sspec, split = self.spec.students[sname], self.split
+        seed_everything(self.seed)
+        student = build_student(sspec.kind, sspec.options, split.label_names)
+        if tname is None:
+            texts, labels = split.train_texts, split.train_labels
+            probs = np.eye(len(split.label_names), dtype=np.float32)[labels]
+            cfg = self.spec.gold_train.model_copy(update={"seed": self.seed})
+        else:
+            texts, labels = self.transfer, self.transfer_labels
+            probs = self.teacher_probs[tname]
+            cfg = self.spec.train.model_copy(update={"seed": self.seed})
+        return student, train_student(student, texts, probs, labels, cfg)
+
+    def baseline(self, bname: str, bspec: BaselineSpec) -> None:
+        """One non-distilled baseline, on gold labels or on the teacher's hard labels."""
+        if self.finished(bname):
+            return
+        split = self.split
+        with self.progress.task(f"baseline:{bname}", f"{self.tag}: baseline {bname}"):
+            t0 = time.perf_counter()
+            model = _baseline(bspec, self.spec.cache_root(), self.seed)
+            texts, labels, ref = split.train_texts, split.train_labels, self.headline
+            if bspec.train_on == "teacher":  # the distilling teacher's labels, hard
+                ref = self.spec.kd_teachers[0]
+                texts, labels = self.transfer, self.teacher_probs[ref].argmax(1).tolist()
+            with single_thread_blas():  # CV fits of small LRs; see single_thread_blas
+                model.fit(texts, labels, len(split.label_names))
+                p = model.predict_proba(split.test_texts)
+            self.record(
+                bname,
+                p,
+                ref,
+                role="baseline",
+                trained_on=bspec.train_on,
+                train_texts=len(texts),
+                params=model.num_params(),
+                seconds=time.perf_counter() - t0,
+            )
+        if self.measure:
+            with self.progress.task("speed", f"{self.tag}: timing {bname}"):
+                self.systems[bname] = {
+                    "role": "baseline",
+                    "kind": bspec.kind,
+                    "options": bspec.options,
+                    "params": model.num_params(),
+                    "size_bytes": model.size_bytes(),
+                    "int8_bytes": None,
+                    "speed": self.speed(model.predict_proba),
+                }
+        self.commit()
+
+
 def _run_unit(
     spec: BenchSpec,
     k: int,
@@ -561,182 +771,9 @@ def _run_unit(
     resumed: dict[str, Any] | None = None,
     save: Callable[[list[dict[str, Any]], dict[str, Any]], None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """One (k, seed): every system trained and scored; measured too when `measure`.
-
-    `save` is called after each system with what is done so far; `resumed` (what an
-    interrupted call saved) lets systems already finished be skipped. Teachers are always
-    refit: they take a second from cached embeddings and the students need their labels.
-    """
-    from tinystudent.students import build_student
-    from tinystudent.students.int8 import dynamic_int8
-    from tinystudent.train import train_student
-
-    old_rows = {r["system"]: r for r in (resumed or {}).get("rows", [])}
-    old_systems: dict[str, Any] = dict((resumed or {}).get("systems", {}))
-    rows: list[dict[str, Any]] = []
-    systems: dict[str, dict[str, Any]] = {}
-
-    def finished(name: str) -> bool:
-        """Reuse a system saved by an interrupted run (its row, and its speed if measured)."""
-        if name not in old_rows or (measure and name not in old_systems):
-            return False
-        rows.append(old_rows[name])
-        if measure:
-            systems[name] = old_systems[name]
-        return True
-
-    def commit() -> None:
-        if save is not None:
-            save(rows, systems)
-
-    sp = spec.speed
-    speed_texts = split.test_texts[: sp.texts]
-    tag = f"k={k} seed {seed} ({spec.seeds.index(seed) + 1}/{len(spec.seeds)})"
-    transfer, transfer_labels = transfer_set(split)
-    y_test = split.test_labels
-    teacher_acc: dict[str, float] = {}
-    teacher_probs: dict[str, np.ndarray] = {}
-    teacher_test_pred: dict[str, np.ndarray] = {}
-    headline = spec.headline_teacher
-
-    def record(name: str, probs: np.ndarray, ref_teacher: str, **extra: Any) -> dict[str, Any]:
-        row: dict[str, Any] = {"k": k, "seed": seed, "system": name}
-        row.update(classification_metrics(y_test, probs))
-        if ref_teacher in teacher_acc:
-            row["pct_of_teacher"] = 100 * row["accuracy"] / teacher_acc[ref_teacher]
-            agree = probs.argmax(1) == teacher_test_pred[ref_teacher]
-            row["agreement_with_teacher"] = float(agree.mean())
-        row["reference_teacher"] = ref_teacher
-        row.update(extra)
-        rows.append(row)
-        return row
-
-    def speed(predict: Callable[[list[str]], Any], teacher: bool = False) -> dict[str, Any]:
-        n = sp.teacher_latency_n if teacher else sp.latency_n
-        return measure_speed(predict, speed_texts, sp.threads, n, sp.min_seconds, all_threads)
-
-    # Teachers first: every other system is compared with them.
-    order = [headline] + [t for t in spec.teachers if t != headline]
-    for name in order:
-        with progress.task("teacher", f"{tag}: teacher {name} (fit on {len(split.train_texts)})"):
-            t0 = time.perf_counter()
-            teacher, fit = teachers.fit(name, split, seed)
-            test_p = teachers.predict(teacher, split.test_texts)
-            teacher_acc[name] = classification_metrics(y_test, test_p)["accuracy"]
-            teacher_test_pred[name] = test_p.argmax(1)
-            if name in spec.kd_teachers:
-                teacher_probs[name] = teachers.predict(teacher, transfer)
-            info = {"fit": fit, "seconds": time.perf_counter() - t0}
-            info["mean_max_prob"] = float(test_p.max(1).mean())
-            record(f"{name} (teacher)", test_p, headline, role="teacher", **info)
-        if measure and f"{name} (teacher)" in old_systems:
-            systems[f"{name} (teacher)"] = old_systems[f"{name} (teacher)"]
-        elif measure:
-            with progress.task("speed:teacher", f"{tag}: timing teacher {name} (encoder included)"):
-                params, size = teachers.size(name, teacher)
-                systems[f"{name} (teacher)"] = {
-                    "role": "teacher",
-                    "kind": getattr(spec.teachers[name], "kind", "finetune"),
-                    "model": spec.teachers[name].model,
-                    "params": params,
-                    "size_bytes": size,
-                    "int8_bytes": None,
-                    "speed": speed(teachers.timed_predict(name, teacher), teacher=True),
-                }
-        del teacher
-        commit()
-
-    def student_run(sname: str, tname: str | None) -> None:
-        sspec = spec.students[sname]
-        gold = tname is None
-        name = f"{sname} (gold only)" if gold else f"{sname} (KD {tname})"
-        kind = f"gold:{sname}" if gold else f"kd:{sname}"
-        n = len(split.train_texts) if gold else len(transfer)
-        if finished(name):
-            return
-        with progress.task(kind, f"{tag}: student {name} on {n:,} texts"):
-            seed_everything(seed)
-            student = build_student(sspec.kind, sspec.options, split.label_names)
-            if gold:
-                texts, labels = split.train_texts, split.train_labels
-                probs = np.eye(len(split.label_names), dtype=np.float32)[labels]
-                cfg = spec.gold_train.model_copy(update={"seed": seed})
-            else:
-                assert tname is not None
-                texts, labels, probs = transfer, transfer_labels, teacher_probs[tname]
-                cfg = spec.train.model_copy(update={"seed": seed})
-            result = train_student(student, texts, probs, labels, cfg)
-            p = student.predict_proba(split.test_texts)
-            fast = dynamic_int8(student)
-            q = fast.predict_proba(split.test_texts)
-            record(
-                name,
-                p,
-                headline if gold else tname or headline,
-                role="student-gold" if gold else "student",
-                int8_accuracy=classification_metrics(y_test, q)["accuracy"],
-                best_epoch=result.best_epoch,
-                params=student.num_params(),
-                seconds=result.seconds,
-            )
-        if measure:
-            with progress.task("speed", f"{tag}: timing {name} (fp32 and int8)"):
-                fp32, int8 = _student_sizes(student)
-                systems[name] = {
-                    "role": "student-gold" if gold else "student",
-                    "kind": sspec.kind,
-                    "options": sspec.options,
-                    "teacher": tname,
-                    "params": student.num_params(),
-                    "size_bytes": fp32,
-                    "int8_bytes": int8,
-                    "speed": speed(student.predict_proba),
-                    "int8_speed": speed(fast.predict_proba),
-                }
-        commit()
-
-    for sname in spec.students:
-        for tname in spec.kd_teachers:
-            student_run(sname, tname)
-        if spec.gold_students:
-            student_run(sname, None)
-
-    for bname, bspec in spec.baselines.items():
-        if finished(bname):
-            continue
-        with progress.task(f"baseline:{bname}", f"{tag}: baseline {bname}"):
-            t0 = time.perf_counter()
-            model = _baseline(bspec, spec.cache_root(), seed)
-            texts, labels, ref = split.train_texts, split.train_labels, headline
-            if bspec.train_on == "teacher":  # the distilling teacher's labels, hard
-                ref = spec.kd_teachers[0]
-                texts, labels = transfer, teacher_probs[ref].argmax(1).tolist()
-            with single_thread_blas():  # CV fits of small LRs; see single_thread_blas
-                model.fit(texts, labels, len(split.label_names))
-                p = model.predict_proba(split.test_texts)
-            record(
-                bname,
-                p,
-                ref,
-                role="baseline",
-                trained_on=bspec.train_on,
-                train_texts=len(texts),
-                params=model.num_params(),
-                seconds=time.perf_counter() - t0,
-            )
-        if measure:
-            with progress.task("speed", f"{tag}: timing {bname}"):
-                systems[bname] = {
-                    "role": "baseline",
-                    "kind": bspec.kind,
-                    "options": bspec.options,
-                    "params": model.num_params(),
-                    "size_bytes": model.size_bytes(),
-                    "int8_bytes": None,
-                    "speed": speed(model.predict_proba),
-                }
-        commit()
-    return rows, systems
+    """One (k, seed) unit's rows and measured systems (see `_Unit`)."""
+    unit = _Unit(spec, k, seed, split, teachers, progress, measure, all_threads, resumed, save)
+    return unit.run()
 
 
 def summarise(spec: BenchSpec, rows: list[dict[str, Any]], systems: dict[str, Any]) -> None:
@@ -911,36 +948,14 @@ def _run(
     ref = spec.reference
     n_transfer = len(transfer_set(splits[ref])[0])
     load_before = os.getloadavg()
-
-    done: dict[str, Any] = {}
-    current: dict[str, Any] | None = None  # the unit an interrupted run was in the middle of
-    if partial_path.exists():
-        saved = read_json(partial_path)
-        if saved.get("digest") == spec.digest() and saved.get("quick") == quick:
-            done, current = saved["units"], saved.get("current")
+    done, current = _resume_state(partial_path, spec, quick)
     todo = [(k, seed) for k in spec.ks for seed in spec.seeds if f"{k}/{seed}" not in done]
-    plan: list[tuple[str, float]] = []
-    for k, seed in todo:
-        unit = spec.model_copy(update={"ks": [k], "seeds": [seed]})
-        plan += _plan(unit, n_transfer, measure=(k, seed) == ref)
-    progress = Progress(spec.name, plan)
-    if say is not None:
-        progress.say = say
-    if done or current:
-        n_sys = len((current or {}).get("rows", []))
-        progress.say(
-            f"[{spec.name}] resuming: {len(done)} (k, seed) units already done"
-            + (f", {n_sys} systems of unit k/seed {current['key']}" if current else "")
-        )
+    progress = _progress(spec, todo, n_transfer, say, done, current)
 
     # Every text any unit shows a teacher, embedded once per encoder before the per-seed work.
     teachers = _Teachers(spec, label_names)
-    all_texts: list[str] = []
-    for split in splits.values():
-        all_texts += transfer_set(split)[0] + split.test_texts
-    all_texts = list(dict.fromkeys(all_texts))
     t0 = time.perf_counter()
-    embedding = embed_all(teachers, all_texts, progress) if todo else {}
+    embedding = embed_all(teachers, _protocol_texts(splits), progress) if todo else {}
     embed_seconds = time.perf_counter() - t0
 
     def save(current: dict[str, Any] | None) -> None:
@@ -972,14 +987,79 @@ def _run(
             "seconds": time.perf_counter() - t_unit,
         }
         save(None)
+    doc = _document(spec, quick, label_names, splits[ref], n_transfer, done)
+    doc["embedding"] = embedding
+    doc["budget"] = {
+        "target_minutes": spec.budget_minutes,
+        "embedding_seconds": embed_seconds,
+        "unit_seconds": {k: u["seconds"] for k, u in done.items()},
+        "load_average_before": list(load_before),
+        "load_average_after": list(os.getloadavg()),
+    }
+    return doc
 
+
+def _resume_state(
+    partial_path: Path, spec: BenchSpec, quick: bool
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(finished units, the unit an interrupted run was in the middle of) from the partial
+    file, when it was written by this very spec; nothing otherwise."""
+    if partial_path.exists():
+        saved = read_json(partial_path)
+        if saved.get("digest") == spec.digest() and saved.get("quick") == quick:
+            return saved["units"], saved.get("current")
+    return {}, None
+
+
+def _progress(
+    spec: BenchSpec,
+    todo: list[tuple[int, int]],
+    n_transfer: int,
+    say: Say | None,
+    done: dict[str, Any],
+    current: dict[str, Any] | None,
+) -> Progress:
+    """The progress display, planned over the units still to run; says what is resumed."""
+    plan: list[tuple[str, float]] = []
+    for k, seed in todo:
+        unit = spec.model_copy(update={"ks": [k], "seeds": [seed]})
+        plan += _plan(unit, n_transfer, measure=(k, seed) == spec.reference)
+    progress = Progress(spec.name, plan)
+    if say is not None:
+        progress.say = say
+    if done or current:
+        n_sys = len((current or {}).get("rows", []))
+        progress.say(
+            f"[{spec.name}] resuming: {len(done)} (k, seed) units already done"
+            + (f", {n_sys} systems of unit k/seed {current['key']}" if current else "")
+        )
+    return progress
+
+
+def _protocol_texts(splits: dict[tuple[int, int], Split]) -> list[str]:
+    """Every transfer and test text of every unit, once, in first-seen order."""
+    texts: list[str] = []
+    for split in splits.values():
+        texts += transfer_set(split)[0] + split.test_texts
+    return list(dict.fromkeys(texts))
+
+
+def _document(
+    spec: BenchSpec,
+    quick: bool,
+    label_names: list[str],
+    ref_split: Split,
+    n_transfer: int,
+    done: dict[str, Any],
+) -> dict[str, Any]:
+    """The result document: every unit's rows, the systems, their summary and comparison."""
     rows = [r for u in done.values() for r in u["rows"]]
     systems: dict[str, Any] = {}
     for u in done.values():
         systems.update(u["systems"])
     summarise(spec, rows, systems)
-    ref_split = splits[ref]
-    doc: dict[str, Any] = {
+    ref = spec.reference
+    return {
         "benchmark": "protocol",
         "protocol": spec.name,
         "quick": quick,
@@ -999,16 +1079,7 @@ def _run(
         "systems": systems,
         "comparison": compare(systems, spec.ks),
         "runs": rows,
-        "embedding": embedding,
-        "budget": {
-            "target_minutes": spec.budget_minutes,
-            "embedding_seconds": embed_seconds,
-            "unit_seconds": {k: u["seconds"] for k, u in done.items()},
-            "load_average_before": list(load_before),
-            "load_average_after": list(os.getloadavg()),
-        },
     }
-    return doc
 
 
 # ---------------------------------------------------------------------------------------------

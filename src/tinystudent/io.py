@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -65,6 +66,12 @@ def remove_stale_temps(directory: str | Path) -> int:
     for p in stale:
         p.unlink(missing_ok=True)
     return len(stale)
+
+
+def json_digest(payload: Any) -> str:
+    """16 hex digits of SHA-256 over `payload` as sorted-key JSON: the one way recipe
+    sections, bench specs and generation shards are hashed, so equal settings hash alike."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def read_json(path: str | Path) -> Any:

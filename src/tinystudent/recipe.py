@@ -5,8 +5,6 @@ YAML is parsed with `safe_load` only: a recipe is data and can never execute cod
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -26,6 +24,7 @@ from pydantic import (
 
 from tinystudent.errors import RecipeError
 from tinystudent.generate.run import GenerationConfig
+from tinystudent.io import json_digest
 from tinystudent.teachers.amalgamate import AmalgamationSpec
 from tinystudent.teachers.encoder import EncoderTeacherConfig
 from tinystudent.teachers.frozen import FrozenTeacherConfig
@@ -274,7 +273,7 @@ class Recipe(_Strict):
             payload["student"] = self.student.hash_payload()
         if "train" in payload:
             payload["train"] = self.train.resolved()
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return json_digest(payload)
 
 
 #: Objectives a multi-label run may use: bce on the logits; the rest read no class structure.

@@ -18,8 +18,9 @@ from tinystudent.checkpoint import Checkpoint, flatten, rng_state, set_rng_state
 from tinystudent.seed import seed_everything
 from tinystudent.students import build_student
 from tinystudent.teachers import EncoderTeacher, EncoderTeacherConfig
-from tinystudent.train import loop
-from tinystudent.train.loop import TrainConfig, train_student, warmup_fraction
+from tinystudent.train import engine
+from tinystudent.train.engine import warmup_fraction
+from tinystudent.train.loop import TrainConfig, train_student
 
 
 class Crash(Exception):
@@ -103,8 +104,6 @@ def test_teacher_resumes_bit_identically(
     reference = _teacher(tiny_teacher_dir)
     ref_losses = reference.fine_tune(texts, labels, seed=3)
 
-    from tinystudent.train import engine
-
     ckpt = tmp_path / "teacher.ckpt"
     crash_after(monkeypatch, engine, steps=7)  # 3 steps per epoch: dies in epoch 3
     with pytest.raises(Crash):
@@ -140,7 +139,7 @@ def test_student_resumes_bit_identically(
     ref_student, ref = _student_run(texts, probs, labels, None, patience)
 
     epochs_done = len(ref.history)
-    crash_after(monkeypatch, loop, steps=5 * (epochs_done - 1) + 2)  # 5 steps per epoch
+    crash_after(monkeypatch, engine, steps=5 * (epochs_done - 1) + 2)  # 5 steps per epoch
     with pytest.raises(Crash):
         _student_run(texts, probs, labels, tmp_path / "s.ckpt", patience)
     monkeypatch.undo()

@@ -18,7 +18,7 @@ from tests.faults.runs import BackgroundRun, start_run, wait_ok
 from tests.tiny_students import KINDS, LABELS, TINY, synthetic
 from tinystudent.seed import seed_everything
 from tinystudent.students import build_student
-from tinystudent.train import loop
+from tinystudent.train import engine
 from tinystudent.train.loop import TrainConfig, train_student
 
 
@@ -92,7 +92,7 @@ def test_every_student_kind_is_deterministic_and_resumable(
         if steps["n"] == 8:  # 6 steps per epoch
             raise Crash
 
-    monkeypatch.setattr(loop, "slow_step", crash_in_second_epoch)
+    monkeypatch.setattr(engine, "slow_step", crash_in_second_epoch)
     with pytest.raises(Crash):
         _train(kind, options, seed=0, ckpt=tmp_path / "ckpt")
     monkeypatch.undo()

@@ -6,8 +6,6 @@ the `student` section is the same: `kind` plus that student's options.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from tinystudent.embeddings.evaluate import EvalConfig
 from tinystudent.embeddings.objectives import ObjectiveConfig
 from tinystudent.embeddings.teacher import SentenceTeacherConfig
 from tinystudent.embeddings.train import EmbedTrainConfig
+from tinystudent.io import json_digest
 from tinystudent.recipe import StudentSpec, read_yaml, validate_sections
 
 
@@ -43,7 +42,7 @@ class EmbedRecipe(BaseModel):
             for s in ("teacher", "data", "objective", "train")
         }
         payload["student"] = {"kind": self.student.kind, **self.student.options}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return json_digest(payload)
 
 
 def parse_embed_recipe(data: Any, source: str = "recipe") -> EmbedRecipe:

@@ -20,7 +20,7 @@ from tinystudent.embeddings.student import EmbeddingStudent
 from tinystudent.evaluate.speed import torch_threads
 from tinystudent.seed import seed_everything
 from tinystudent.train.engine import Fit, Hooks
-from tinystudent.train.loop import bucketed_batches, epoch_steps
+from tinystudent.train.rows import bucketed_batches, epoch_steps
 
 
 class EmbedTrainConfig(BaseModel):

@@ -1,45 +1,33 @@
-"""Student training on several processes with DistributedDataParallel, same result as one.
+"""Launching DDP student training: job files, local processes or torchrun, the result back.
 
-It is the one training loop (`tinystudent.train.train_student`) with a `DDPStrategy`. Every
-rank builds the same batch order (`bucketed_batches`, same generator seed) and trains
-on its slice of every *global* batch of `cfg.batch_size` rows. For the sum of the ranks'
-gradients to equal the single-process gradient, each rank weighs its loss parts by its share
-of the global batch (an objective averaged over rows, such as `kd`: local rows / global
-rows; one averaged over gold-labelled rows, `ce`: local labelled / global labelled) and DDP
-*sums* gradients (a comm hook) instead of averaging
-them. Initial weights are rank 0's (DDP broadcasts them); clipping, the optimizer and the LR
-schedule then see identical gradients on every rank, so the weights stay identical.
-
-Dropout and zoneout are random: rank 0 keeps the single-process random stream, other ranks
-draw from their own seeds, so with dropout > 0 a DDP run is a statistically equivalent run,
-not the same numbers (the masks for a row depend on which rank drew them). With dropout and
-zoneout at 0 it matches the single-process run up to float summation order.
+There is no training code here: every rank runs the one student loop on the one engine
+(`tinystudent.train.train_student`) with the DDP strategy (`tinystudent.train.ddp`), which
+shards each global batch, weighs the parts by their share and sums the gradients, so the
+result matches one process (exactly with dropout 0, up to float summation order).
 
 Inputs travel as a job directory (`write_job`), so the same worker runs under
 `torch.multiprocessing` (`train_student_ddp`) and under torchrun across machines
 (`python -m tinystudent.scale.ddp_worker JOB_DIR OUT_DIR`).
 """
 
-# No `from __future__ import annotations` here: DDP checks the comm hook's annotations at
-# runtime and rejects them as strings.
+from __future__ import annotations
+
 import os
 import shutil
 import socket
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from tinystudent.io import read_json, save_safetensors, write_json
 from tinystudent.losses import NO_LABEL
 from tinystudent.seed import seed_everything
 from tinystudent.students import Student, build_student, load_student
-from tinystudent.train import Strategy, TeacherSignals, TrainConfig, TrainResult, train_student
+from tinystudent.train import TeacherSignals, TrainConfig, TrainResult, train_student
+from tinystudent.train.ddp import DDPStrategy
 
 JOB_FORMAT = 2
 
@@ -86,77 +74,9 @@ def write_job(
     return out
 
 
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _sum_hook(_: Any, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
-    """Sum gradients across ranks: each rank's loss is already weighted by its share."""
-    fut = dist.all_reduce(bucket.buffer(), async_op=True).get_future()
-    return fut.then(lambda f: f.value()[0])
-
-
-def _shard(batch: list[int], rank: int, world: int) -> list[int]:
-    """Rank `rank`'s contiguous slice of a global batch; sizes differ by at most one."""
-    q, r = divmod(len(batch), world)
-    lo = rank * q + min(rank, r)
-    return batch[lo : lo + q + (rank < r)]
-
-
-class DDPStrategy(Strategy):
-    """One rank of a DDP run: a shard of every global batch, weighted by its share."""
-
-    def __init__(self, rank: int, world: int, device: torch.device, seed: int) -> None:
-        super().__init__(device)
-        self.rank, self.world, self.seed = rank, world, seed
-
-    def wrap(self, student: nn.Module) -> nn.Module:
-        if self.world == 1:
-            return student
-        cuda = self.device.type == "cuda"
-        model = DistributedDataParallel(student, device_ids=[self.device.index] if cuda else None)
-        model.register_comm_hook(None, _sum_hook)
-        if self.rank > 0:  # own dropout masks per rank; rank 0 keeps one process's stream
-            torch.manual_seed(self.seed + self.rank)
-        return model
-
-    def shard(
-        self, batch: list[int], labels: Sequence[int]
-    ) -> tuple[list[int], dict[str, float] | None]:
-        mine = _shard(batch, self.rank, self.world)
-        n_gold = sum(labels[i] != NO_LABEL for i in batch)
-        shares = {
-            "row": len(mine) / len(batch),
-            "gold": sum(labels[i] != NO_LABEL for i in mine) / max(1, n_gold),
-        }
-        if not mine:  # a global batch smaller than the world: take part with weight 0
-            return batch[:1], {"row": 0.0, "gold": 0.0}
-        return mine, shares
-
-    def after_backward(self, params: Sequence[nn.Parameter]) -> None:
-        if self.world == 1:
-            return
-        for p in params:  # objective weights sit outside DDP's module: sum them here
-            if p.grad is not None:
-                dist.all_reduce(p.grad)
-
-    def all_sum(self, values: list[float]) -> list[float]:
-        """Sum floats over ranks (float64, so logged numbers do not depend on the rank count)."""
-        if self.world == 1:
-            return values
-        t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        dist.all_reduce(t)
-        return [float(x) for x in t.tolist()]
-
-    def val_share(self, val_idx: list[int]) -> list[int]:
-        return val_idx[self.rank :: self.world]
-
-
 def run_worker(job_dir: str | Path, out_dir: str | Path) -> TrainResult:
-    """One rank's training through the one training loop (`train_student`) with a DDP
-    strategy; rank 0 saves the best weights (safetensors) and `train_log.json`."""
+    """One rank's training: `train_student` with this rank's DDP strategy; rank 0 saves the
+    best weights (safetensors) and `train_log.json`."""
     job = read_json(Path(job_dir) / "job.json")
     if job.get("format") != JOB_FORMAT:
         raise ValueError(f"{job_dir}: job format {job.get('format')}, expected {JOB_FORMAT}")
@@ -168,11 +88,7 @@ def run_worker(job_dir: str | Path, out_dir: str | Path) -> TrainResult:
         probs=arrays["probs"].numpy(), embeddings=None if emb is None else emb.numpy()
     )
     cfg = TrainConfig(**job["train"])
-    rank, world = _world()
-    device = torch.device("cpu")
-    if dist.is_initialized() and dist.get_backend() == "nccl":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-        torch.cuda.set_device(device)
+    strategy = DDPStrategy.from_env(cfg.seed)
     seed_everything(cfg.seed)  # identical initial weights on every rank (DDP re-broadcasts)
     student = build_student(job["student_kind"], job["options"], job["label_names"])
     result = train_student(
@@ -182,11 +98,11 @@ def run_worker(job_dir: str | Path, out_dir: str | Path) -> TrainResult:
         job["labels"],
         cfg,
         checkpoint_dir=job.get("checkpoint_dir"),
-        strategy=DDPStrategy(rank, world, device, cfg.seed),
+        strategy=strategy,
     )
-    if rank == 0:
-        student.to("cpu").save(out_dir, {"ddp_world_size": world})
-        write_json(Path(out_dir) / "train_log.json", {**result.log(), "world_size": world})
+    if strategy.is_main:
+        student.to("cpu").save(out_dir, {"ddp_world_size": strategy.world})
+        write_json(Path(out_dir) / "train_log.json", {**result.log(), "world_size": strategy.world})
     return result
 
 

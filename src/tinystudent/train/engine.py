@@ -6,6 +6,8 @@ parts of one batch, and optionally a score per epoch. The engine owns the rest i
 so the loops cannot drift apart: gradient clipping, the LR schedule, keeping the best epoch
 (with patience), checkpoints per epoch or every N steps with bit-identical resume (weights,
 optimizer, scheduler, RNG states, the hooks' own state), a progress bar and a deadline.
+Where a step runs is the `Strategy` (`train/strategy.py`): one process, or one DDP rank
+(`train/ddp.py`), which wraps the model, reduces gradients and sums the epoch's numbers.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tqdm.auto import tqdm
 
 from tinystudent.checkpoint import Checkpoint, rng_state, set_rng_state, slow_step
 from tinystudent.errors import DataError
+from tinystudent.train.strategy import Strategy
 
 #: Bump when what a checkpoint holds changes: older checkpoints are then ignored, not misread.
 ENGINE_FORMAT = 1
@@ -85,22 +88,13 @@ def _ignore(state: dict[str, Any]) -> None:
     return None
 
 
-def _nothing() -> None:
-    return None
-
-
-def _same(values: list[float]) -> list[float]:
-    return values
-
-
 @dataclass
 class Hooks:
     """What one training run supplies; everything else is the engine's.
 
     `step` returns named loss parts, summed and backpropagated; `size` is a batch's row
     count, the weight of its parts in the epoch means handed to `score`; `save`/`load` carry
-    the run's own state (history, objectives) through checkpoints; `reduce` sums the epoch's
-    part totals over processes (DDP); `after_backward` runs between backward and clipping.
+    the run's own state (history, objectives) through checkpoints.
     """
 
     batches: Callable[[int], Iterable[Any]]
@@ -109,8 +103,6 @@ class Hooks:
     size: Callable[[Any], int] = len
     save: Callable[[], dict[str, Any]] = _no_state
     load: Callable[[dict[str, Any]], None] = _ignore
-    reduce: Callable[[list[float]], list[float]] = _same
-    after_backward: Callable[[], None] = _nothing
 
 
 @dataclass
@@ -154,7 +146,8 @@ class Fit:
     that returns numbers makes the best-scoring epoch's weights the result. A checkpoint is
     written after every epoch (`checkpoint_epochs`), every `checkpoint_every` steps and when
     the `deadline` (a `time.perf_counter()` value) stops the run; `trainable_only` saves just
-    the parameters that train (LoRA adapters), not the whole model.
+    the parameters that train (LoRA adapters), not the whole model. `strategy` says where
+    the step runs; `module` is `model` as the strategy wraps it (DDP), for the forward pass.
     """
 
     model: nn.Module
@@ -175,7 +168,8 @@ class Fit:
     desc: str = "train"
     progress: bool = True
     leave: bool = True
-    is_main: bool = True
+    strategy: Strategy = field(default_factory=Strategy)
+    module: nn.Module = field(init=False)
     sched: torch.optim.lr_scheduler.LRScheduler = field(init=False)
     state: _State = field(init=False, default_factory=_State)
     _stopped_by_time: bool = field(init=False, default=False)
@@ -183,6 +177,12 @@ class Fit:
 
     def __post_init__(self) -> None:
         self.sched = build_schedule(self.schedule, self.opt, self.total_steps, self.warmup)
+        self.module = self.strategy.wrap(self.model)
+
+    @property
+    def is_main(self) -> bool:
+        """The process that writes checkpoints and shows progress."""
+        return self.strategy.is_main
 
     @property
     def step(self) -> int:
@@ -251,7 +251,7 @@ class Fit:
         loss = sum(parts.values())
         self.opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[union-attr]
-        hooks.after_backward()
+        self.strategy.after_backward(self.params)
         if self.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
         self.opt.step()
@@ -270,7 +270,7 @@ class Fit:
         """Epoch means, the score, best-epoch keeping and patience."""
         st = self.state
         keys = list(st.sums)
-        totals = hooks.reduce([st.sums[k] for k in keys])
+        totals = self.strategy.all_sum([st.sums[k] for k in keys])
         means = {k: v / st.rows for k, v in zip(keys, totals)} if st.rows else {}
         st.epochs, st.in_epoch = epoch, 0
         score = hooks.score(epoch, means)
@@ -290,7 +290,11 @@ class Fit:
         return self.model.state_dict()
 
     def _save(self, hooks: Hooks, started: float) -> None:
-        if self.checkpoint is None or not self.is_main:
+        if self.checkpoint is None:
+            return
+        # Every rank's random state (its own dropout masks), gathered before rank 0 writes.
+        rngs = self.strategy.gather(rng_state(self.generator))
+        if not self.is_main:
             return
         st = self.state
         self.checkpoint.save(
@@ -299,7 +303,8 @@ class Fit:
                 "model": self._weights(),
                 "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(),
-                "rng": rng_state(self.generator),
+                "rng": rngs[0],
+                "rank_rngs": rngs[1:],
                 "progress": {
                     "step": st.step,
                     "epochs": st.epochs,
@@ -326,8 +331,8 @@ class Fit:
         self._load_weights(saved["model"])
         self.opt.load_state_dict(saved["optimizer"])
         self.sched.load_state_dict(saved["scheduler"])
-        set_rng_state(saved["rng"], self.generator)
-        self._now_rng = saved["rng"]
+        self._now_rng = self._own_rng(saved)
+        set_rng_state(self._now_rng, self.generator)
         p = saved["progress"]
         best_score = p["best_score"]
         self.state = _State(
@@ -346,6 +351,15 @@ class Fit:
         )
         hooks.load(saved["hooks"])
         return True
+
+    def _own_rng(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """This rank's saved random state; rank 0's when the checkpoint came from another
+        number of ranks (then only a run without dropout resumes to the very same numbers)."""
+        others = saved.get("rank_rngs") or []
+        rank, world = self.strategy.rank, self.strategy.world
+        if rank == 0 or len(others) != world - 1:
+            return dict(saved["rng"])
+        return dict(others[rank - 1])
 
     def _load_weights(self, weights: dict[str, Tensor]) -> None:
         if not self.trainable_only:

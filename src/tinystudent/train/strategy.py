@@ -1,14 +1,16 @@
 """Where a training step runs: one process, or one rank of several (torch DDP).
 
-The loop asks its strategy which rows of a global batch this process trains on, how to weigh
-each objective's parts for that share, how to sum numbers over processes, and what to do
-after `backward()`. One process answers "all rows, weight 1, nothing to sum"; the DDP
-strategy (`tinystudent.scale.ddp`) answers with a shard and its share.
+The engine (`train/engine.py`) asks its strategy for the module to call, what to do after
+`backward()` and how to sum the epoch's numbers over processes; a run's hooks ask it which
+rows of a global batch this process trains on and how to weigh each objective's parts for
+that share. One process answers "the model itself, all rows, weight 1, nothing to sum"; the
+DDP strategy (`train/ddp.py`) answers with a DDP module, a shard and its share.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -40,9 +42,15 @@ class Strategy:
         return batch, None
 
     def after_backward(self, params: Sequence[nn.Parameter]) -> None:
-        """Reduce gradients the wrapped module does not reduce itself (objective weights)."""
+        """Reduce the gradients of those `params` that the wrapped module does not reduce
+        itself (an objective's own weights)."""
+
+    def gather(self, value: Any) -> list[Any]:
+        """`value` from every process, in rank order (all of them must call this)."""
+        return [value]
 
     def all_sum(self, values: list[float]) -> list[float]:
+        """`values` summed over processes."""
         return values
 
     def val_share(self, val_idx: list[int]) -> list[int]:
