@@ -189,13 +189,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", default="runs/ablation", help="run directories (resumable)")
     ap.add_argument("--quick", action="store_true", help="tiny budgets, for a smoke test")
     ap.add_argument("--out", default=str(RESULTS / "ablation.json"))
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="add the units of these result files (other invocations, other machines) to "
+        "--out, runs nothing",
+    )
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge_results(Path(args.out), [Path(p) for p in args.merge])
     levers = args.levers if "base" in args.levers else ["base", *args.levers]
 
     runs = Path(args.runs)
     # Rows of earlier invocations into the same file stay (other students, levers, datasets);
     # a unit run again replaces its row.
     units: list[dict[str, Any]] = earlier_units(Path(args.out), args.quick)
+    earlier = read_json(Path(args.out)).get("command", "") if units else ""
+    mine = _command(sys.argv[1:])
+    args.earlier_commands = [c for c in earlier.split("; ") if c and c != mine]
     start = time.perf_counter()
     for dataset in args.datasets:
         for k in args.k:
@@ -248,11 +260,47 @@ def earlier_units(path: Path, quick: bool) -> list[dict[str, Any]]:
     return list(doc["units"]) if doc.get("quick") == quick else []
 
 
+def _command(argv: list[str]) -> str:
+    """This invocation as the table cites it (where its run directories and file went is
+    left out: it does not change a figure)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--runs", "--out"):
+            skip = True
+        elif not a.startswith(("--runs=", "--out=")):
+            out.append(a)
+    return " ".join(["python bench/ablation.py", *out])
+
+
+def merge_results(out: Path, sources: list[Path]) -> int:
+    """`out` with every unit of `sources` added (a unit in both keeps the source's row); the
+    commands that produced them are kept, joined by '; '."""
+    doc = read_json(out) if out.exists() else {"units": [], "command": "", "levers": {}}
+    units: list[dict[str, Any]] = list(doc["units"])
+    commands = [c for c in doc.get("command", "").split("; ") if c]
+    levers = dict(doc.get("levers", {}))
+    for src in sources:
+        other = read_json(src)
+        if other.get("quick"):
+            raise SystemExit(f"{src}: quick (smoke-test) results are not merged")
+        keys = {_key(u) for u in other["units"]}
+        units = [u for u in units if _key(u) not in keys] + list(other["units"])
+        commands += [c for c in other.get("command", "").split("; ") if c and c not in commands]
+        levers.update(other.get("levers", {}))
+    doc.update(units=units, summary=summarise(units), command="; ".join(commands), levers=levers)
+    write_json(out, doc)
+    _plot(doc["summary"], out.with_suffix(".png"))
+    print(f"[ablation] {out}: {len(units)} units from {len(sources) + 1} files")
+    return 0
+
+
 def _result(args: argparse.Namespace, units: list[dict[str, Any]], start: float) -> dict:
     return {
         "benchmark": "ablation",
         "quick": args.quick,
-        "command": "python bench/ablation.py " + " ".join(sys.argv[1:]),
+        "command": "; ".join([*args.earlier_commands, _command(sys.argv[1:])]),
         "levers": {name: LEVERS[name] for name in dict.fromkeys(u["lever"] for u in units)},
         "summary": summarise(units),
         "units": units,
