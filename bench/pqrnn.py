@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("[bench] training step time, reference vs fused ...", flush=True)
     with torch_threads(1):
-        result["training_step"] = step_times(texts, labels, 64, 8 if args.quick else 60)
+        result["training_step"] = step_times(texts, labels, 64, 8 if args.quick else 30)
     print(f"  {result['training_step']}", flush=True)
     data = (texts, labels, test_texts, test_labels)
     result["training"], students = training_runs(data, epochs, [0] if args.quick else [0, 1])

@@ -89,9 +89,9 @@ def test_fused_int8_agrees_with_fp32_and_auto_picks_it(tmp_path: Path) -> None:
     assert meta["fused"]["models"] == {"fp32": "fused.onnx", "int8": "fused.int8.onnx"}
 
 
-def test_serial_and_parallel_kernels_agree_at_every_length(tmp_path: Path) -> None:
-    """One thread or one text takes the serial kernels, a batch on two threads the parallel
-    ones: the same loops, so the same probabilities (lengths 0 to past max_tokens)."""
+def test_one_and_two_threads_agree_at_every_length(tmp_path: Path) -> None:
+    """One thread, two threads (texts shared out) and one text at a time give the same
+    probabilities (lengths 0 to past max_tokens)."""
     student = _fit(tiny("pqrnn"), epochs=1)
     export_onnx(student, tmp_path, int8=True)
     texts = _lengths_probe(student.cfg.max_tokens)

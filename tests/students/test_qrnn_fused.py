@@ -51,7 +51,7 @@ def test_fused_layer_matches_outputs_and_gradients(window: int, length: int) -> 
 def test_fused_gradients_pass_gradcheck_through_hard_resets(threads: int) -> None:
     """Gate values far past the clamp of log f (e^-5), zoneout and padding: the kernel's
     gradient is the derivative of what it computes (finite differences, float32 tolerance),
-    with the serial (1 thread) and the parallel kernels."""
+    on one numba thread and on two."""
     g = torch.Generator().manual_seed(0)
     window, hidden = 2, 3
     blocks = 4 * torch.randn(2, 7, 2 * window * 3 * hidden, generator=g)

@@ -9,8 +9,7 @@ f = max(sigmoid(f), e^-5) (the reference's clamp of log f), c_t = f c_{t-1} + si
 tanh(z), h_t = sigmoid(o) c_t. Everything stays in one text's few kilobytes, and the three
 exponentials per unit are a polynomial (`_exp`) the compiler vectorises.
 
-`pool` is the student's mean + max over each text's tokens. Each has a `_serial` twin, the
-same loop in the calling thread, for one thread or one text. Importing this module compiles
+`pool` is the student's mean + max over each text's tokens. Importing this module compiles
 nothing; the first call does (cached on disk where the package directory is writable).
 """
 
@@ -92,14 +91,6 @@ def qrnn_layer(rows, idx, offsets, window, hidden, out):
         _text_layer(rows, idx, offsets[b], offsets[b + 1], window, hidden, out)
 
 
-@numba.njit(fastmath=True, cache=True)
-def qrnn_layer_serial(rows, idx, offsets, window, hidden, out):
-    """`qrnn_layer` in the calling thread: no parallel region to start, which is most of the
-    time of one short text, and all a one-thread runtime needs."""
-    for b in range(offsets.shape[0] - 1):
-        _text_layer(rows, idx, offsets[b], offsets[b + 1], window, hidden, out)
-
-
 @numba.njit(inline="always")
 def _text_pool(h, start, end, out_b):
     width = h.shape[1]
@@ -118,11 +109,4 @@ def _text_pool(h, start, end, out_b):
 def pool(h, offsets, out):
     """h [T, D] -> out [B, 2D]: mean then max over each text's tokens."""
     for b in prange(offsets.shape[0] - 1):
-        _text_pool(h, offsets[b], offsets[b + 1], out[b])
-
-
-@numba.njit(cache=True)
-def pool_serial(h, offsets, out):
-    """`pool` in the calling thread."""
-    for b in range(offsets.shape[0] - 1):
         _text_pool(h, offsets[b], offsets[b + 1], out[b])

@@ -14,8 +14,8 @@ not the matrix products, take most of a pQRNN training step. Here a layer is:
   recurrence, step by step, over each text's real tokens only. The backward pass walks time
   the other way from the saved states and gate exponentials.
 
-The kernels run in the calling thread when torch has one thread (the training default), else
-on as many numba threads as torch has, so `torch.set_num_threads` governs both.
+The kernels run on as many numba threads as torch has, so `torch.set_num_threads` governs
+both (one thread is the training default).
 
 numba is optional (`pip install 'tinystudent[fast]'`); `available()` says whether it is here.
 """
@@ -43,12 +43,11 @@ def available() -> bool:
 
 
 def _pick(name: str) -> Any:
-    """The parallel kernel on torch's thread count, or the serial one for one thread."""
-    threads = torch.get_num_threads()
-    if threads <= 1:
-        return getattr(_kernels, f"{name}_serial")
+    """The kernel, on as many numba threads as torch has (a per-calling-thread setting, so
+    set on every call): numba's default, every core, stalls a one-thread step on a busy
+    machine whenever one of its workers is descheduled."""
     numba = _kernels.numba
-    numba.set_num_threads(min(threads, int(numba.config.NUMBA_NUM_THREADS)))
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     return getattr(_kernels, name)
 
 
