@@ -255,11 +255,7 @@ def _setfit_model(path: str, seed: int) -> Any:
 
 
 def _contrastive(
-    model: Any,
-    cfg: SetFitTeacherConfig,
-    texts: list[str],
-    labels: list[int],
-    seed: int,
+    model: Any, cfg: SetFitTeacherConfig, texts: list[str], labels: list[int], seed: int,
     out: Path,
 ) -> None:
     """The library's embedding phase only (its progress bar is the stage's); no checkpoints:
