@@ -23,6 +23,7 @@ numba is optional (`pip install 'tinystudent[fast]'`); `available()` says whethe
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 import torch
@@ -39,7 +40,24 @@ def available() -> bool:
             _kernels = importlib.import_module("tinystudent.students.qrnn_fused_kernels")
         except ImportError:
             _kernels = False
+        else:
+            _prefer_workqueue(_kernels.numba)
     return bool(_kernels)
+
+
+def _prefer_workqueue(numba: Any) -> None:
+    """numba's own thread pool, not OpenMP, unless the user chose (NUMBA_THREADING_LAYER) or
+    a pool already runs. With the OpenMP layer (the one torch's libgomp provides) one
+    parallel kernel call left the whole training process several times slower on a busy
+    2-core machine, reference ops included (bench notes in docs/serve.md). The workqueue
+    layer is not safe for parallel calls from several Python threads at once, which a
+    training step never makes; the light runtime leaves numba's default alone."""
+    if os.environ.get("NUMBA_THREADING_LAYER"):
+        return
+    try:
+        numba.threading_layer()  # raises while no pool has been started
+    except ValueError:
+        numba.config.THREADING_LAYER = "workqueue"
 
 
 def _pick(name: str) -> Any:
