@@ -110,3 +110,19 @@ def pool(h, offsets, out):
     """h [T, D] -> out [B, 2D]: mean then max over each text's tokens."""
     for b in prange(offsets.shape[0] - 1):
         _text_pool(h, offsets[b], offsets[b + 1], out[b])
+
+
+@numba.njit(fastmath=True, cache=True)
+def qrnn_layer_one(rows, idx, offsets, window, hidden, out):
+    """`qrnn_layer` in the calling thread, for one text: a parallel launch costs more than a
+    short text's whole recurrence under some threading layers (numba's workqueue hands even a
+    one-thread region to a worker and waits)."""
+    for b in range(offsets.shape[0] - 1):
+        _text_layer(rows, idx, offsets[b], offsets[b + 1], window, hidden, out)
+
+
+@numba.njit(cache=True)
+def pool_one(h, offsets, out):
+    """`pool` in the calling thread, for one text."""
+    for b in range(offsets.shape[0] - 1):
+        _text_pool(h, offsets[b], offsets[b + 1], out[b])
