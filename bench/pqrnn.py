@@ -6,7 +6,7 @@ kernel and two seeds, the runs interleaved (reference, fused, reference, fused) 
 machine slows both alike; per-epoch seconds and test accuracy are reported per run. Step time
 is measured too, the kernels interleaved batch by batch (best of 3 per batch), including the
 fused kernel run in parallel on every core while torch has one thread (the previous
-behaviour, kept to show its cost). Then the fused-trained student is exported (fp32 + int8)
+thread count). Then the fused-trained student is exported (fp32 + int8)
 and the light runtime is timed for every path: kernel (reference = the full ONNX graph,
 fused = the numba kernel), variant (fp32, int8) and threads (1, all), tokenisation included;
 batch-1 latency on a fresh predictor (each text and most tokens new) and again once every
