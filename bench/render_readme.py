@@ -193,7 +193,8 @@ def pqrnn_block(path: Path) -> str:
         f"(runs interleaved); per step x{step['speedup']:.2f} ({ms['reference']:.0f} ms vs "
         f"{ms['fused']:.0f} ms, interleaved over {step['steps']} batches). The same kernel "
         f"on every core while torch has one thread takes {ms['fused, parallel numba']:.0f} ms "
-        "(numba's workqueue layer; what the OpenMP layer cost is in docs/serve.md). Two fused trainings with one seed end "
+        "(numba's workqueue layer; what the OpenMP layer cost is in docs/serve.md). "
+        "Two fused trainings with one seed end "
         f"with {'the same' if tr['reproducible'] else 'different'} weights. Ratios: int8 "
         f"1-thread throughput x{ratio['int8_1thread_throughput_speedup']:.1f}, batch-1 p50 "
         f"x{ratio['int8_1thread_p50_speedup']:.1f}.",
