@@ -89,6 +89,25 @@ def test_fused_int8_agrees_with_fp32_and_auto_picks_it(tmp_path: Path) -> None:
     assert meta["fused"]["models"] == {"fp32": "fused.onnx", "int8": "fused.int8.onnx"}
 
 
+def test_one_and_two_threads_agree_at_every_length(tmp_path: Path) -> None:
+    """One thread, two threads (texts shared out) and one text at a time give the same
+    probabilities (lengths 0 to past max_tokens)."""
+    student = _fit(tiny("pqrnn"), epochs=1)
+    export_onnx(student, tmp_path, int8=True)
+    texts = _lengths_probe(student.cfg.max_tokens)
+    for variant in ("fp32", "int8"):
+        one = Predictor.load(tmp_path, variant, threads=1, kernel="fused")  # type: ignore[arg-type]
+        two = Predictor.load(tmp_path, variant, threads=2, kernel="fused")  # type: ignore[arg-type]
+        ref = Predictor.load(tmp_path, variant, threads=1, kernel="reference")  # type: ignore[arg-type]
+        want = one.predict_proba(texts)
+        np.testing.assert_allclose(two.predict_proba(texts), want, atol=1e-6, rtol=0)
+        if variant == "int8":  # int8 quantises each call's activations: batch-dependent
+            continue
+        alone = np.concatenate([two.predict_proba([t]) for t in texts])
+        np.testing.assert_allclose(alone, want, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(ref.predict_proba(texts), want, atol=1e-5, rtol=0)
+
+
 def test_a_small_token_table_is_emptied_and_refilled_without_changing_results(
     tmp_path: Path,
 ) -> None:

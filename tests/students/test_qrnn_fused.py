@@ -47,30 +47,53 @@ def test_fused_layer_matches_outputs_and_gradients(window: int, length: int) -> 
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-3)
 
 
-def test_fused_gradients_pass_gradcheck_through_hard_resets() -> None:
-    """Gate values far past the clamp of log f (e^-5): the kernel's gradient is the
-    derivative of what it computes (finite differences, float32 tolerance)."""
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_gradients_pass_gradcheck_through_hard_resets(threads: int) -> None:
+    """Gate values far past the clamp of log f (e^-5), zoneout and padding: the kernel's
+    gradient is the derivative of what it computes (finite differences, float32 tolerance),
+    on one numba thread and on two."""
     g = torch.Generator().manual_seed(0)
-    gates = 4 * torch.randn(2, 7, 9, generator=g)
-    gates[:, :, 3:6] -= 6.0  # forget gates mostly below e^-5
+    window, hidden = 2, 3
+    blocks = 4 * torch.randn(2, 7, 2 * window * 3 * hidden, generator=g)
+    for k in range(2 * window):  # forget gates mostly below e^-5
+        blocks[:, :, k * 9 + 3 : k * 9 + 6] -= 3.0
     m = torch.ones(2, 7)
     m[1, 5:] = 0
-    zone = torch.rand(2, 7, 3, generator=g) > 0.3
-    gates.requires_grad_(True)
-    h = qrnn_fused.fused_fo_pool(gates, m, zone, reverse=True)
-    w = torch.randn(h.shape, generator=g)
-    (h * w).sum().backward()
-    eps = 1e-2
-    flat = gates.detach().clone().view(-1)
-    for i in range(0, flat.numel(), 7):
-        plus, minus = flat.clone(), flat.clone()
-        plus[i] += eps
-        minus[i] -= eps
-        f = [
-            (qrnn_fused.fused_fo_pool(v.view(gates.shape), m, zone, reverse=True) * w).sum()
-            for v in (plus, minus)
-        ]
-        assert abs(float((f[0] - f[1]) / (2 * eps)) - float(gates.grad.view(-1)[i])) < 2e-2
+    zone = torch.rand(2, 7, 2 * hidden, generator=g)
+    blocks.requires_grad_(True)
+    w = torch.randn(2, 7, 2 * hidden, generator=g)
+
+    def loss(b: torch.Tensor) -> torch.Tensor:
+        return (qrnn_fused.FusedBiQRNN.apply(b, m, zone, 0.3, window) * w).sum()
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        loss(blocks).backward()
+        eps = 1e-2
+        flat = blocks.detach().clone().view(-1)
+        for i in range(0, flat.numel(), 5):
+            plus, minus = flat.clone(), flat.clone()
+            plus[i] += eps
+            minus[i] -= eps
+            f = [loss(v.view(blocks.shape)) for v in (plus, minus)]
+            want = float((f[0] - f[1]) / (2 * eps))
+            assert abs(want - float(blocks.grad.view(-1)[i])) < 2e-2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_padding_gets_no_output() -> None:
+    """Steps past a text's last real token are skipped, and their output is zero."""
+    layer = BiQRNN(4, 3, window=2, fused=True)
+    x = torch.randn(2, 6, 4)
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.float32)
+    x = (x * mask.unsqueeze(-1)).requires_grad_(True)
+    out = layer(x, mask)
+    out.sum().backward()
+    h = out.detach()
+    assert float(h[0, 3:].abs().max()) == 0.0 and float(h[1].abs().min()) > 0.0
+    assert x.grad is not None and float(x.grad[0, :3].abs().min()) > 0.0
 
 
 def _student(kernel: str) -> torch.nn.Module:

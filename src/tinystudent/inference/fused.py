@@ -113,25 +113,31 @@ class FusedPQRNN:
         return np.array(found, dtype=np.int64)
 
     # -- the forward pass --------------------------------------------------------------------
-    def _layer(self, rows: np.ndarray, idx: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        h = np.empty((len(idx), 2 * self.hidden), np.float32)
-        self.k.qrnn_layer(rows, idx, offsets, self.window, self.hidden, h)
-        return h
+    def _kernels(self, texts: int) -> tuple[Any, Any]:
+        """The layer and pool kernels for this call. One text has nothing to share out and
+        runs in the calling thread: waking a worker costs more than a short text's whole
+        recurrence, and on a busy machine a descheduled one stalls the call. A batch runs in
+        parallel on `threads` numba threads (None: every core numba has; a per-calling-thread
+        setting, so set on every call)."""
+        if texts == 1:
+            return self.k.qrnn_layer_one, self.k.pool_one
+        cores = int(getattr(self.k.numba.config, "NUMBA_NUM_THREADS", 1))
+        self.k.numba.set_num_threads(min(self.threads or cores, cores))
+        return self.k.qrnn_layer, self.k.pool
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         toks = [tokenize(t, self.lowercase)[: self.max_tokens] or [EMPTY] for t in texts]
         offsets = np.zeros(len(toks) + 1, dtype=np.int64)
         np.cumsum([len(t) for t in toks], out=offsets[1:])
         flat = [t for tk in toks for t in tk]
-        # Per calling thread in numba, so set on every call; None: every core numba has.
-        cores = int(getattr(self.k.numba.config, "NUMBA_NUM_THREADS", 1))
-        self.k.numba.set_num_threads(min(self.threads or cores, cores))
+        layer_kernel, pool_kernel = self._kernels(len(texts))
         idx = self._lookup(flat)  # may grow or replace the table: look up first
-        h = self._layer(self.table, idx, offsets)
+        h = np.empty((len(flat), 2 * self.hidden), np.float32)
+        layer_kernel(self.table, idx, offsets, self.window, self.hidden, h)
         steps = np.arange(len(flat), dtype=np.int64)
         for layer in range(1, self.layers):
             rows = self._run(f"gates{layer + 1}", f"states{layer}", h)
-            h = self._layer(rows, steps, offsets)
+            layer_kernel(rows, steps, offsets, self.window, self.hidden, h)
         pooled = np.empty((len(texts), 2 * h.shape[1]), np.float32)
-        self.k.pool(h, offsets, pooled)
+        pool_kernel(h, offsets, pooled)
         return self._run("probs", "pooled", pooled)

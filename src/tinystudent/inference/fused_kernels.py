@@ -49,55 +49,80 @@ def _exp(x, out, bits):
         out[j] *= scale[j]
 
 
+@numba.njit(inline="always", fastmath=True)
+def _text_layer(rows, idx, start, end, window, hidden, out):
+    """One text's BiQRNN layer: rows start..end of `out`."""
+    g3 = 3 * hidden
+    one, two = np.float32(1.0), np.float32(2.0)
+    pre = np.empty(g3, dtype=np.float32)
+    e = np.empty(g3, dtype=np.float32)
+    bits = np.empty(g3, dtype=np.int32)
+    c = np.empty(hidden, dtype=np.float32)
+    ez, ef, eo = e[:hidden], e[hidden : 2 * hidden], e[2 * hidden :]
+    for d in range(2):
+        c[:] = 0.0
+        for i in range(end - start):
+            t = start + i if d == 0 else end - 1 - i
+            pre[:] = 0.0
+            for k in range(window):
+                s = t - k if d == 0 else t + k
+                if start <= s < end:
+                    block = rows[idx[s], (d * window + k) * g3 : (d * window + k + 1) * g3]
+                    for j in range(g3):
+                        pre[j] += block[j]
+            for j in range(hidden):  # exp(2z) for tanh z, exp(-f), exp(-o) for sigmoids
+                pre[j] *= two
+            for j in range(hidden, g3):
+                pre[j] = -pre[j]
+            _exp(pre, e, bits)
+            h = out[t, d * hidden : (d + 1) * hidden]
+            for j in range(hidden):
+                sig_f = one / (one + ef[j])
+                keep = ef[j] * sig_f  # sigmoid(-f)
+                c[j] = max(sig_f, MIN_F) * c[j] + keep * (one - two / (one + ez[j]))
+                h[j] = c[j] / (one + eo[j])
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def qrnn_layer(rows, idx, offsets, window, hidden, out):
     """One BiQRNN layer. rows [R, 2*window*3H] gate blocks, idx [T] the row of each token;
-    out [T, 2H] (forward units, then backward)."""
-    g3 = 3 * hidden
-    one, two = np.float32(1.0), np.float32(2.0)
+    out [T, 2H] (forward units, then backward). Texts run in parallel."""
     for b in prange(offsets.shape[0] - 1):
-        start, end = offsets[b], offsets[b + 1]
-        pre = np.empty(g3, dtype=np.float32)
-        e = np.empty(g3, dtype=np.float32)
-        bits = np.empty(g3, dtype=np.int32)
-        c = np.empty(hidden, dtype=np.float32)
-        ez, ef, eo = e[:hidden], e[hidden : 2 * hidden], e[2 * hidden :]
-        for d in range(2):
-            c[:] = 0.0
-            for i in range(end - start):
-                t = start + i if d == 0 else end - 1 - i
-                pre[:] = 0.0
-                for k in range(window):
-                    s = t - k if d == 0 else t + k
-                    if start <= s < end:
-                        block = rows[idx[s], (d * window + k) * g3 : (d * window + k + 1) * g3]
-                        for j in range(g3):
-                            pre[j] += block[j]
-                for j in range(hidden):  # exp(2z) for tanh z, exp(-f), exp(-o) for sigmoids
-                    pre[j] *= two
-                for j in range(hidden, g3):
-                    pre[j] = -pre[j]
-                _exp(pre, e, bits)
-                h = out[t, d * hidden : (d + 1) * hidden]
-                for j in range(hidden):
-                    sig_f = one / (one + ef[j])
-                    keep = ef[j] * sig_f  # sigmoid(-f)
-                    c[j] = max(sig_f, MIN_F) * c[j] + keep * (one - two / (one + ez[j]))
-                    h[j] = c[j] / (one + eo[j])
+        _text_layer(rows, idx, offsets[b], offsets[b + 1], window, hidden, out)
+
+
+@numba.njit(inline="always")
+def _text_pool(h, start, end, out_b):
+    width = h.shape[1]
+    mean, mx = out_b[:width], out_b[width:]
+    mean[:] = 0.0
+    mx[:] = -np.inf
+    for t in range(start, end):
+        for j in range(width):
+            mean[j] += h[t, j]
+            mx[j] = max(mx[j], h[t, j])
+    for j in range(width):
+        mean[j] /= end - start
 
 
 @numba.njit(parallel=True, cache=True)
 def pool(h, offsets, out):
     """h [T, D] -> out [B, 2D]: mean then max over each text's tokens."""
-    width = h.shape[1]
     for b in prange(offsets.shape[0] - 1):
-        start, end = offsets[b], offsets[b + 1]
-        mean, mx = out[b, :width], out[b, width:]
-        mean[:] = 0.0
-        mx[:] = -np.inf
-        for t in range(start, end):
-            for j in range(width):
-                mean[j] += h[t, j]
-                mx[j] = max(mx[j], h[t, j])
-        for j in range(width):
-            mean[j] /= end - start
+        _text_pool(h, offsets[b], offsets[b + 1], out[b])
+
+
+@numba.njit(fastmath=True, cache=True)
+def qrnn_layer_one(rows, idx, offsets, window, hidden, out):
+    """`qrnn_layer` in the calling thread, for one text: a parallel launch costs more than a
+    short text's whole recurrence under some threading layers (numba's workqueue hands even a
+    one-thread region to a worker and waits)."""
+    for b in range(offsets.shape[0] - 1):
+        _text_layer(rows, idx, offsets[b], offsets[b + 1], window, hidden, out)
+
+
+@numba.njit(cache=True)
+def pool_one(h, offsets, out):
+    """`pool` in the calling thread, for one text."""
+    for b in range(offsets.shape[0] - 1):
+        _text_pool(h, offsets[b], offsets[b + 1], out[b])

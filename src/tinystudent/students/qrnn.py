@@ -37,21 +37,15 @@ def fo_pool(log_f: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 class QRNNDirection(nn.Module):
     """One direction: gates from a window of `window` consecutive inputs. With `reverse` the
-    window looks ahead and the state runs from the last step to the first. `fused` uses the
-    numba kernel (`qrnn_fused`) where it can run; the same recurrence, one autograd node."""
+    window looks ahead and the state runs from the last step to the first."""
 
-    def __init__(
-        self, d_in: int, hidden: int, window: int, zoneout: float, fused: bool = False
-    ) -> None:
+    def __init__(self, d_in: int, hidden: int, window: int, zoneout: float) -> None:
         super().__init__()
         self.window = window
         self.zoneout = zoneout
-        self.fused = fused
         self.gates = nn.Linear(d_in * window, 3 * hidden)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, reverse: bool = False) -> torch.Tensor:
-        if self.fused and qrnn_fused.can_fuse(x):
-            return self._fused(x, mask, reverse)
         if reverse:
             return self(x.flip(1), mask.flip(1)).flip(1)
         shifted = [x]
@@ -67,30 +61,23 @@ class QRNNDirection(nn.Module):
         c = fo_pool(log_f * m, keep * torch.tanh(z) * m)
         return torch.sigmoid(o) * c
 
-    def _fused(self, x: torch.Tensor, mask: torch.Tensor, reverse: bool) -> torch.Tensor:
-        length = x.shape[1]
-        shifted = [x]
-        for k in range(1, self.window):  # x_{t-k} (x_{t+k} in reverse), zero past the ends
-            pad = (0, 0, 0, k) if reverse else (0, 0, k, 0)
-            shifted.append(F.pad(x, pad)[:, k:] if reverse else F.pad(x, pad)[:, :length])
-        gates = self.gates(torch.cat(shifted, dim=-1))
-        zone = None
-        if self.training and self.zoneout > 0:  # True: the unit updates (prob. 1 - zoneout)
-            zone = torch.rand(*gates.shape[:2], gates.shape[-1] // 3) >= self.zoneout
-        return qrnn_fused.fused_fo_pool(gates, mask, zone, reverse)
-
 
 class BiQRNN(nn.Module):
-    """Forward and backward QRNN directions, concatenated: [B, L, D] -> [B, L, 2H]."""
+    """Forward and backward QRNN directions, concatenated: [B, L, D] -> [B, L, 2H]. `fused`
+    runs the layer through the numba kernel (`qrnn_fused`) where it can run: the same
+    recurrence and parameters, one product and one autograd node."""
 
     def __init__(
         self, d_in: int, hidden: int, window: int = 2, zoneout: float = 0.0, fused: bool = False
     ) -> None:
         super().__init__()
-        self.fwd = QRNNDirection(d_in, hidden, window, zoneout, fused)
-        self.bwd = QRNNDirection(d_in, hidden, window, zoneout, fused)
+        self.fused = fused
+        self.fwd = QRNNDirection(d_in, hidden, window, zoneout)
+        self.bwd = QRNNDirection(d_in, hidden, window, zoneout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.fused and qrnn_fused.can_fuse(x):
+            return qrnn_fused.fused_biqrnn(self, x, mask)
         h_f = self.fwd(x, mask)
         # Right padding becomes left padding when reversed; padded steps carry no input, so
         # the backward state starts at zero on the last real token.

@@ -1,13 +1,21 @@
-"""A fused QRNN gate + fo-pool for training: one numba loop forward, one backward.
+"""A fused BiQRNN layer for training: one matrix product, one numba loop forward, one back.
 
-The reference (`qrnn.QRNNDirection`) evaluates the gates and the chunked closed-form scan as a
-dozen small tensor ops, each with its own autograd node; on CPU those, not the matrix products,
-take most of a pQRNN training step. Here `FusedFoPool` takes the gate pre-activations
-[B, L, 3H] (z, f, o), the 0/1 mask and zoneout's draws and returns h = sigmoid(o) c
-with c_t = F_t c_{t-1} + m_t sigmoid(-f_t) tanh(z_t), F_t = max(sigmoid(f_t), e^-5) where
-m_t = 1 and F_t = 1 where m_t = 0: the reference's recurrence, step by step. The backward pass
-walks time the other way and recomputes the gates (only c is saved). `reverse` runs the
-recurrence from the last step to the first, so the backward direction needs no flips.
+The reference (`qrnn.QRNNDirection`) builds each direction's window by shifting and
+concatenating the input, runs two gate products, then evaluates the gates and the chunked
+closed-form scan as a dozen small tensor ops, each with its own autograd node; on CPU those,
+not the matrix products, take most of a pQRNN training step. Here a layer is:
+
+- one product x [B, L, D] -> blocks [B, L, G], the light runtime's layout (G = 2 directions x
+  window x 3H; block (d, k) is what the input at offset k gives direction d, see
+  `tinystudent.export.fused_graph`), so no shifted copies of x are made;
+- `FusedBiQRNN`: per text and direction, the window sum of blocks, the gates and the
+  recurrence c_t = F_t c_{t-1} + m_t sigmoid(-f_t) tanh(z_t), F_t = max(sigmoid(f_t), e^-5)
+  where m_t = 1 and F_t = 1 where m_t = 0, h_t = sigmoid(o_t) c_t masked: the reference's
+  recurrence, step by step, over each text's real tokens only. The backward pass walks time
+  the other way from the saved states and gate exponentials.
+
+The kernels run on as many numba threads as torch has, so `torch.set_num_threads` governs
+both (one thread is the training default).
 
 numba is optional (`pip install 'tinystudent[fast]'`); `available()` says whether it is here.
 """
@@ -15,9 +23,11 @@ numba is optional (`pip install 'tinystudent[fast]'`); `available()` says whethe
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 import torch
+from torch.nn import functional as F
 
 _kernels: Any = None
 
@@ -30,42 +40,92 @@ def available() -> bool:
             _kernels = importlib.import_module("tinystudent.students.qrnn_fused_kernels")
         except ImportError:
             _kernels = False
+        else:
+            _prefer_workqueue(_kernels.numba)
     return bool(_kernels)
 
 
-class FusedFoPool(torch.autograd.Function):
+def _prefer_workqueue(numba: Any) -> None:
+    """numba's own thread pool, not OpenMP, unless the user chose (NUMBA_THREADING_LAYER) or
+    a pool already runs. With the OpenMP layer (the one torch's libgomp provides) one
+    parallel kernel call left the whole training process several times slower on a busy
+    2-core machine, reference ops included (bench notes in docs/serve.md). The workqueue
+    layer is not safe for parallel calls from several Python threads at once, which a
+    training step never makes; the light runtime leaves numba's default alone."""
+    if os.environ.get("NUMBA_THREADING_LAYER"):
+        return
+    try:
+        numba.threading_layer()  # raises while no pool has been started
+    except ValueError:
+        numba.config.THREADING_LAYER = "workqueue"
+
+
+def _pick(name: str) -> Any:
+    """The kernel, on as many numba threads as torch has (a per-calling-thread setting, so
+    set on every call): numba's default, every core, stalls a one-thread step on a busy
+    machine whenever one of its workers is descheduled."""
+    numba = _kernels.numba
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    return getattr(_kernels, name)
+
+
+class FusedBiQRNN(torch.autograd.Function):
     @staticmethod
     def forward(
-        ctx: Any, gates: torch.Tensor, mask: torch.Tensor, zone: torch.Tensor | None, reverse: bool
+        ctx: Any,
+        blocks: torch.Tensor,
+        mask: torch.Tensor,
+        zone: torch.Tensor | None,
+        rate: float,
+        window: int,
     ) -> torch.Tensor:
-        g = gates.detach().contiguous()
-        n, length, hidden = g.shape[0], g.shape[1], g.shape[2] // 3
+        g = blocks.detach().contiguous()
+        n, length = g.shape[0], g.shape[1]
+        hidden = g.shape[2] // (6 * window)
         mk = mask.detach().to(torch.float32).contiguous()
-        zn = zone if zone is not None else torch.ones(1, 1, 1, dtype=torch.bool)
-        h = torch.empty(n, length, hidden)
-        c = torch.empty(n, length, hidden)
-        args = (g.numpy(), mk.numpy(), zn.numpy(), zone is not None, bool(reverse))
-        _kernels.forward(*args, h.numpy(), c.numpy())
-        ctx.save_for_backward(g, mk, zn, c)
-        ctx.has_zone, ctx.reverse = zone is not None, bool(reverse)
+        zn = zone if zone is not None else torch.zeros(1, 1, 1)
+        h = torch.empty(n, length, 2 * hidden)
+        c = torch.empty(n, length, 2 * hidden)
+        act = torch.empty(n, length, 6 * hidden)
+        args = (g.numpy(), mk.numpy(), zn.numpy(), zone is not None, float(rate), window, hidden)
+        _pick("forward")(*args, h.numpy(), c.numpy(), act.numpy())
+        ctx.save_for_backward(act, mk, zn, c)
+        ctx.length_g = g.shape
+        ctx.args = (zone is not None, float(rate), window, hidden)
         return h
 
     @staticmethod
     def backward(ctx: Any, grad_h: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        g, mk, zn, c = ctx.saved_tensors
-        dg = torch.empty_like(g)
+        act, mk, zn, c = ctx.saved_tensors
+        dblocks = torch.empty(ctx.length_g)
         dh = grad_h.detach().to(torch.float32)  # strided views are fine: no copy
-        args = (g.numpy(), mk.numpy(), zn.numpy(), ctx.has_zone, c.numpy(), dh.numpy())
-        _kernels.backward(*args, ctx.reverse, dg.numpy())
-        return dg, None, None, None
+        args = (act.numpy(), mk.numpy(), zn.numpy(), *ctx.args, c.numpy(), dh.numpy())
+        _pick("backward")(*args, dblocks.numpy())
+        return dblocks, None, None, None, None
 
 
-def fused_fo_pool(
-    gates: torch.Tensor, mask: torch.Tensor, zone: torch.Tensor | None = None, reverse: bool = False
-) -> torch.Tensor:
-    """h [B, L, H] from gate pre-activations [B, L, 3H], the 0/1 mask [B, L] and optionally
-    zoneout draws [B, L, H] (bool, True where the unit updates)."""
-    out: torch.Tensor = FusedFoPool.apply(gates, mask, zone, reverse)
+def window_weights(fwd: Any, bwd: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two directions' gate weights [3H, window*D] rearranged into one [G, D] product and
+    its bias (in the k = 0 blocks), differentiably: the parameters stay the reference's."""
+    weights, biases = [], []
+    for direction in (fwd, bwd):
+        w, b = direction.gates.weight, direction.gates.bias
+        d_in = w.shape[1] // direction.window
+        for k in range(direction.window):
+            weights.append(w[:, k * d_in : (k + 1) * d_in])
+            biases.append(b if k == 0 else torch.zeros_like(b))
+    return torch.cat(weights), torch.cat(biases)
+
+
+def fused_biqrnn(layer: Any, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """A `qrnn.BiQRNN` layer's output [B, L, 2H] (masked) through the fused kernel."""
+    weight, bias = window_weights(layer.fwd, layer.bwd)
+    blocks = F.linear(x, weight, bias)
+    rate = float(layer.fwd.zoneout)
+    zone = None
+    if layer.training and rate > 0:  # uniform draws; a unit updates where draw >= rate
+        zone = torch.rand(x.shape[0], x.shape[1], 2 * (weight.shape[0] // (6 * layer.fwd.window)))
+    out: torch.Tensor = FusedBiQRNN.apply(blocks, mask, zone, rate, layer.fwd.window)
     return out
 
 

@@ -1,8 +1,17 @@
-"""numba kernels behind `qrnn_fused.FusedFoPool` (see there for the recurrence).
+"""numba kernels behind `qrnn_fused.FusedBiQRNN` (see there for the recurrence).
 
-g [B, L, 3H] gate pre-activations (z, f, o), mask [B, L] (1 on real tokens) and, when
-`has_zone`, zone [B, L, H] the zoneout draws (True: the unit updates); the state mask is their
-product. The three exponentials per unit and step use the light runtime's vectorisable `_exp`.
+blocks [B, L, G] are one BiQRNN layer's gate products in the light runtime's layout
+(G = 2 directions x window x 3H; block (d, k) is what the input at offset k contributes to
+direction d's pre-activations z, f, o; the bias sits in block k = 0). mask [B, L] is 1 on real
+tokens; zone [B, L, 2H] holds zoneout's uniform draws when `has_zone` (a unit updates where
+its draw is >= `rate`). Each text's steps stop at its last real token (`_end`): past it the
+reference's state is zero in the backward direction and its output is masked in both, so the
+steps over padding are skipped, not computed.
+
+Each (text, direction) pair is independent, so `forward` / `backward` run them in parallel,
+on as many numba threads as the caller sets. With one thread that is still the fastest form
+measured: the same loops compiled as plain functions ran 1.5x (forward) to 4x (backward)
+slower, vectorised less well (bench notes in docs/serve.md).
 """
 
 from __future__ import annotations
@@ -14,76 +23,131 @@ from numba import prange
 from tinystudent.inference.fused_kernels import MIN_F, _exp
 
 
+@numba.njit(inline="always")
+def _end(mask, b):
+    """One past text b's last real token (0 for an all-padding row)."""
+    for t in range(mask.shape[1] - 1, -1, -1):
+        if mask[b, t] != 0:
+            return t + 1
+    return 0
+
+
 @numba.njit(inline="always", fastmath=True)
-def _gates(g, hidden, pre, e, bits):
-    """e = exp([2z, -f, -o]) of one step's pre-activations g [3H]."""
+def _preact(blocks, b, t, d, window, g3, pre, e, bits):
+    """e = exp([2z, -f, -o]) of direction d's window sum at step t (padding's blocks are read
+    as the reference reads padding's inputs: they are zero in a pQRNN, but get gradients)."""
+    pre[:] = 0.0
+    for k in range(window):
+        s = t - k if d == 0 else t + k
+        if 0 <= s < blocks.shape[1]:
+            off = (d * window + k) * g3
+            for j in range(g3):
+                pre[j] += blocks[b, s, off + j]
+    hidden = g3 // 3
     for j in range(hidden):
-        pre[j] = np.float32(2.0) * g[j]
-    for j in range(hidden, 3 * hidden):
-        pre[j] = -g[j]
+        pre[j] *= np.float32(2.0)
+    for j in range(hidden, g3):
+        pre[j] = -pre[j]
     _exp(pre, e, bits)
 
 
 @numba.njit(inline="always")
-def _state_mask(mask_bt, zone, has_zone, b, t, out):
-    for j in range(out.shape[0]):
-        out[j] = mask_bt * np.float32(zone[b, t, j]) if has_zone else mask_bt
+def _update(mask, zone, has_zone, rate, b, t, col, hidden, mt):
+    """mt [H]: the state mask of one step (mask x zoneout's keep decision)."""
+    for j in range(hidden):
+        keep = (not has_zone) or zone[b, t, col + j] >= rate
+        mt[j] = mask[b, t] if keep else np.float32(0.0)
+
+
+@numba.njit(inline="always", fastmath=True)
+def _forward_one(blocks, mask, zone, has_zone, rate, window, hidden, item, h, c, act):
+    b, d = item // 2, item % 2
+    g3, col, end = 3 * hidden, d * hidden, _end(mask, b)
+    one, two = np.float32(1.0), np.float32(2.0)
+    pre, e = np.empty(g3, np.float32), np.empty(g3, np.float32)
+    bits, mt = np.empty(g3, np.int32), np.empty(hidden, np.float32)
+    state = np.zeros(hidden, np.float32)
+    for i in range(end):
+        t = i if d == 0 else end - 1 - i
+        _preact(blocks, b, t, d, window, g3, pre, e, bits)
+        _update(mask, zone, has_zone, rate, b, t, col, hidden, mt)
+        act[b, t, d * g3 : (d + 1) * g3] = e
+        for j in range(hidden):
+            sig_f = one / (one + e[hidden + j])
+            keep = e[hidden + j] * sig_f  # sigmoid(-f)
+            tz = one - two / (one + e[j])
+            forget = one + mt[j] * (max(sig_f, MIN_F) - one)
+            state[j] = forget * state[j] + mt[j] * keep * tz
+            c[b, t, col + j] = state[j]
+            h[b, t, col + j] = mask[b, t] * state[j] / (one + e[2 * hidden + j])
+    for t in range(end, h.shape[1]):
+        for j in range(hidden):
+            h[b, t, col + j] = 0.0
+            c[b, t, col + j] = 0.0
+
+
+@numba.njit(inline="always")
+def _zero_unread(dblocks, b, d, end, window, g3):
+    """Zero the blocks no step of the text reads: block k of token s feeds step s + k
+    (forward direction) or s - k (backward), and only steps before `end` are run."""
+    for k in range(window):
+        off = (d * window + k) * g3
+        lo, hi = (0, end - k) if d == 0 else (k, end + k)
+        for s in range(dblocks.shape[1]):
+            if not lo <= s < hi:
+                for j in range(g3):
+                    dblocks[b, s, off + j] = 0.0
+
+
+@numba.njit(inline="always", fastmath=True)
+def _backward_one(act, mask, zone, has_zone, rate, window, hidden, c, dh, item, dblocks):
+    b, d = item // 2, item % 2
+    g3, col, end = 3 * hidden, d * hidden, _end(mask, b)
+    one, two = np.float32(1.0), np.float32(2.0)
+    mt = np.empty(hidden, np.float32)
+    dg, cp = np.empty(g3, np.float32), np.zeros(hidden, np.float32)
+    dht = np.empty(hidden, np.float32)
+    carry = np.zeros(hidden, np.float32)  # F_{t+1} dc_{t+1}
+    _zero_unread(dblocks, b, d, end, window, g3)
+    for i in range(end):
+        t = end - 1 - i if d == 0 else i
+        prev = t - 1 if d == 0 else t + 1
+        e = act[b, t, d * g3 : (d + 1) * g3]
+        _update(mask, zone, has_zone, rate, b, t, col, hidden, mt)
+        has_prev = 0 <= prev < end  # branches out of the unit loop, so it vectorises
+        for j in range(hidden):
+            cp[j] = c[b, prev, col + j] if has_prev else np.float32(0.0)
+            dht[j] = dh[b, t, col + j] * mask[b, t]
+        ct = c[b, t, col : col + hidden]
+        for j in range(hidden):
+            sig_f = one / (one + e[hidden + j])
+            keep = e[hidden + j] * sig_f
+            tz = one - two / (one + e[j])
+            so = one / (one + e[2 * hidden + j])
+            dc = carry[j] + dht[j] * so
+            d_forget = dc * cp[j] * sig_f * keep if sig_f > MIN_F else np.float32(0.0)
+            dg[j] = dc * mt[j] * keep * (one - tz * tz)
+            dg[hidden + j] = mt[j] * (d_forget - dc * tz * keep * sig_f)
+            dg[2 * hidden + j] = dht[j] * ct[j] * so * (one - so)
+            carry[j] = (one + mt[j] * (max(sig_f, MIN_F) - one)) * dc
+        for k in range(window):  # step t's gates read block k of token t -/+ k
+            s = t - k if d == 0 else t + k
+            if 0 <= s < dblocks.shape[1]:
+                off = (d * window + k) * g3
+                for j in range(g3):
+                    dblocks[b, s, off + j] = dg[j]
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def forward(g, mask, zone, has_zone, reverse, h, c):
-    """h = sigmoid(o) c and the states c, both [B, L, H]."""
-    n, length, g3 = g.shape
-    hidden = g3 // 3
-    one, two = np.float32(1.0), np.float32(2.0)
-    for b in prange(n):
-        pre = np.empty(g3, dtype=np.float32)
-        e = np.empty(g3, dtype=np.float32)
-        bits = np.empty(g3, dtype=np.int32)
-        state = np.zeros(hidden, dtype=np.float32)
-        mt = np.empty(hidden, dtype=np.float32)
-        for i in range(length):
-            t = length - 1 - i if reverse else i
-            _gates(g[b, t], hidden, pre, e, bits)
-            _state_mask(mask[b, t], zone, has_zone, b, t, mt)
-            ct, ht = c[b, t], h[b, t]
-            for j in range(hidden):
-                sig_f = one / (one + e[hidden + j])
-                keep = e[hidden + j] * sig_f
-                tz = one - two / (one + e[j])
-                forget = one + mt[j] * (max(sig_f, MIN_F) - one)
-                state[j] = forget * state[j] + mt[j] * keep * tz
-                ct[j] = state[j]
-                ht[j] = state[j] / (one + e[2 * hidden + j])
+def forward(blocks, mask, zone, has_zone, rate, window, hidden, h, c, act):
+    """h [B, L, 2H] (masked; forward units, then backward), the states c [B, L, 2H] and the
+    gates' exponentials act [B, L, 2 x 3H], which spare the backward pass their recompute."""
+    for item in prange(2 * blocks.shape[0]):
+        _forward_one(blocks, mask, zone, has_zone, rate, window, hidden, item, h, c, act)
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def backward(g, mask, zone, has_zone, c, dh, reverse, dg):
-    """dg [B, L, 3H], the gradient of the pre-activations, from dh [B, L, H]."""
-    n, length, g3 = g.shape
-    hidden = g3 // 3
-    one, two = np.float32(1.0), np.float32(2.0)
-    for b in prange(n):
-        pre = np.empty(g3, dtype=np.float32)
-        e = np.empty(g3, dtype=np.float32)
-        bits = np.empty(g3, dtype=np.int32)
-        carry = np.zeros(hidden, dtype=np.float32)  # F_{t+1} dc_{t+1}
-        mt = np.empty(hidden, dtype=np.float32)
-        for i in range(length):
-            t = i if reverse else length - 1 - i
-            prev = t + 1 if reverse else t - 1
-            _gates(g[b, t], hidden, pre, e, bits)
-            _state_mask(mask[b, t], zone, has_zone, b, t, mt)
-            ct, dht, dgt = c[b, t], dh[b, t], dg[b, t]
-            for j in range(hidden):
-                sig_f = one / (one + e[hidden + j])
-                keep = e[hidden + j] * sig_f
-                tz = one - two / (one + e[j])
-                so = one / (one + e[2 * hidden + j])
-                c_prev = c[b, prev, j] if 0 <= prev < length else np.float32(0.0)
-                dc = carry[j] + dht[j] * so
-                d_forget = dc * c_prev * sig_f * keep if sig_f > MIN_F else np.float32(0.0)
-                dgt[j] = dc * mt[j] * keep * (one - tz * tz)
-                dgt[hidden + j] = mt[j] * (d_forget - dc * tz * keep * sig_f)
-                dgt[2 * hidden + j] = dht[j] * ct[j] * so * (one - so)
-                carry[j] = (one + mt[j] * (max(sig_f, MIN_F) - one)) * dc
+def backward(act, mask, zone, has_zone, rate, window, hidden, c, dh, dblocks):
+    """dblocks [B, L, G], the gradient of the gate products, from dh [B, L, 2H]."""
+    for item in prange(2 * act.shape[0]):
+        _backward_one(act, mask, zone, has_zone, rate, window, hidden, c, dh, item, dblocks)
