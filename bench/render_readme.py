@@ -347,8 +347,10 @@ def ablation_block(path: Path) -> str:
     env = doc["environment"]
     lines = [
         "Each row is a `tinystudent run` of the demo's recipe with one lever changed (fine-tuned "
-        "minilm-l6 teacher, 1 torch thread); the rows of one dataset share the split, the teacher "
-        "and its label cache. Mean ± std over the seeds listed. Generated from "
+        "minilm-l6 teacher unless the lever replaces it, 1 torch thread); the rows of one "
+        "dataset share the split, the teacher and its label cache. In `base` the bag read 128 "
+        "tokens (its default until `tokens-512` became it), the pQRNN 64 (RT) or 256 (BBC). "
+        "Mean ± std over the seeds listed. Generated from "
         f"`bench/results/ablation.json` (`{doc['command']}`, commit "
         f"{(env.get('git_commit') or 'unknown')[:8]}).",
         "",

@@ -1,9 +1,9 @@
 """Every teacher kind behind one lifecycle: fit (or reload), save, size and time.
 
 The pipeline and the bench look a teacher kind up here by its config's `kind` and never
-branch on classes. A kind is one `TeacherKind`: its config model, the code version that
-keys its stage, the cache folder its per-text work lives in, and three calls (fit, load,
-cost). Adding a kind is its module plus one entry in `TEACHERS`.
+branch on classes. A kind is one `TeacherKind`: its config model, the module whose code
+version keys its stage, the cache folder its per-text work lives in, and four calls (fit,
+load, the timed call, size). Adding a kind is its module plus one entry in `TEACHERS`.
 """
 
 from __future__ import annotations
