@@ -60,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--modes", nargs="+", default=MODES, choices=MODES)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (minutes): a smoke test")
+    ap.add_argument("--student", default=None, help="override student.model (a local folder)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", default=None, help="run directories (default runs/bench-rationale)")
     ap.add_argument("--out", default=None, help="result JSON (default bench/results/...)")
@@ -73,7 +74,9 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def mode_recipe(base: RationaleRecipe, mode: str, seed: int, quick: bool) -> RationaleRecipe:
+def mode_recipe(
+    base: RationaleRecipe, mode: str, seed: int, quick: bool, student: str | None = None
+) -> RationaleRecipe:
     """The task's recipe in `mode` with `seed` (data draw and training); the untrained student
     is scored once per seed, in the answer run."""
     doc = base.model_dump(mode="json")
@@ -88,6 +91,8 @@ def mode_recipe(base: RationaleRecipe, mode: str, seed: int, quick: bool) -> Rat
     )
     if quick:
         doc = _merge(doc, QUICK)
+    if student:
+        doc["student"]["model"] = student
     return parse_rationale_recipe(doc, f"{base.name} ({mode}, seed {seed})")
 
 
@@ -131,7 +136,7 @@ def run_task(task: str, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
     reports: dict[str, list[dict[str, Any]]] = {m: [] for m in args.modes}
     for seed in args.seeds:
         for mode in args.modes:
-            recipe = mode_recipe(base, mode, seed, args.quick)
+            recipe = mode_recipe(base, mode, seed, args.quick, args.student)
             t0 = time.perf_counter()
             rep = run_rationale(recipe, runs / task / f"s{seed}" / mode, progress=False)
             reports[mode].append(rep)
@@ -142,7 +147,7 @@ def run_task(task: str, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
                 f"{r['seconds_per_answer']:.3f} s/answer ({time.perf_counter() - t0:.0f} s)",
                 flush=True,
             )
-    first = mode_recipe(base, args.modes[0], args.seeds[0], args.quick)
+    first = mode_recipe(base, args.modes[0], args.seeds[0], args.quick, args.student)
     return {
         "recipe": str(path.relative_to(ROOT)),
         "task_options": first.data.task_options,
