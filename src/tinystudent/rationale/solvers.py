@@ -39,15 +39,15 @@ def chain_sum(meta: dict[str, Any]) -> str:
 
 
 def letter_counting(meta: dict[str, Any]) -> str:
-    """Each word spelt out letter by letter with its count of the letter and the running total
-    (case-insensitive, as reasoning-gym counts)."""
+    """Each word with its count of the letter and the running total (case-insensitive, as
+    reasoning-gym counts): one word per step, so no step adds more than one small number."""
     letter = str(meta["target_letter"]).lower()
     total = 0
     lines = []
     for word in meta["span"]:
         n = str(word).lower().count(letter)
         total += n
-        lines.append(f"{word}: {' '.join(str(word))}: {n}, total {total}")
+        lines.append(f"{word}: {n}, total {total}")
     return "\n".join(lines)
 
 
