@@ -36,13 +36,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, environment  # noqa: E402
 
-from tinystudent.io import write_json  # noqa: E402
+from tinystudent.io import read_json, write_json  # noqa: E402
 from tinystudent.rationale.pipeline import run_rationale  # noqa: E402
 from tinystudent.rationale.recipe import (  # noqa: E402
     RationaleRecipe,
     load_rationale_recipe,
     parse_rationale_recipe,
 )
+from tinystudent.rationale.student import META  # noqa: E402
 
 MODES = ["answer", "cot", "multitask"]
 TASKS = ["chain_sum", "letter_counting"]
@@ -130,6 +131,19 @@ def aggregate(reports: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return out
 
 
+def finished_report(recipe: RationaleRecipe, run_dir: Path) -> dict[str, Any] | None:
+    """The report of a finished run of exactly this recipe (the saved student records the
+    recipe it was trained from), so assembling the table after per-seed runs costs nothing."""
+    meta, report = run_dir / "student" / META, run_dir / "report.json"
+    if not (meta.is_file() and report.is_file()):
+        return None
+    if read_json(meta).get("recipe") != recipe.model_dump(mode="json"):
+        return None
+    if report.stat().st_mtime < meta.stat().st_mtime:
+        return None
+    return dict(read_json(report))
+
+
 def run_task(task: str, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
     path = ROOT / "recipes" / f"rationale_{task}.yaml"
     base = load_rationale_recipe(path)
@@ -138,7 +152,8 @@ def run_task(task: str, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
         for mode in args.modes:
             recipe = mode_recipe(base, mode, seed, args.quick, args.student)
             t0 = time.perf_counter()
-            rep = run_rationale(recipe, runs / task / f"s{seed}" / mode, progress=False)
+            run_dir = runs / task / f"s{seed}" / mode
+            rep = finished_report(recipe, run_dir) or run_rationale(recipe, run_dir, False)
             reports[mode].append(rep)
             r = rep["student_result"]
             print(

@@ -45,6 +45,10 @@ def test_bench_runs_every_mode_and_seed_and_renders(tmp_path: Path):
         assert acc["mean"] == pytest.approx(sum(acc["per_seed"]) / 2)
     assert res["cot"]["mean_new_tokens"] > 0 and res["cot"]["train_steps"] == 2
     assert "stand-in for a large teacher" in doc["tasks"]["chain_sum"]["rationales"]
+    # a second run reuses every finished run (no training, no evaluation): same figures
+    again = tmp_path / "again.json"
+    assert bench.main([*argv, "--runs", str(tmp_path / "runs"), "--out", str(again)]) == 0
+    assert json.loads(again.read_text())["tasks"] == doc["tasks"]
     block = render_readme.rationale_block(out)
     assert "| chain_sum | (b) rationale then answer (Fine-tune-CoT) |" in block
     assert f"{res['answer']['accuracy']['mean']:.3f} ± " in block
