@@ -62,6 +62,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--modes", nargs="+", default=MODES, choices=MODES)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (minutes): a smoke test")
     ap.add_argument("--student", default=None, help="override student.model (a local folder)")
+    ap.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="assemble the table from finished runs only (train nothing); the JSON lists the "
+        "seeds each mode has",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", default=None, help="run directories (default runs/bench-rationale)")
     ap.add_argument("--out", default=None, help="result JSON (default bench/results/...)")
@@ -116,14 +122,18 @@ def aggregate(reports: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "mean_new_tokens": statistics.fmean(u["mean_new_tokens"] for u in untrained),
             "seconds_per_answer": statistics.fmean(u["seconds_per_answer"] for u in untrained),
             "total": untrained[0]["total"],
+            "seeds": [r.get("seed") for r in answer_runs if r.get("untrained")],
         }
     for mode, runs in reports.items():
+        if not runs:
+            continue
         res = [r["student_result"] for r in runs]
         out[mode] = {
             "accuracy": _stats([x["accuracy"] for x in res]),
             "mean_new_tokens": statistics.fmean(x["mean_new_tokens"] for x in res),
             "seconds_per_answer": statistics.fmean(x["seconds_per_answer"] for x in res),
             "total": res[0]["total"],
+            "seeds": [r.get("seed") for r in runs],
             "train_seconds": statistics.fmean(r["train"]["seconds"] for r in runs),
             "train_steps": runs[0]["train"]["steps"],
             "last_loss": [r["train"]["last_loss"] for r in runs],
@@ -153,7 +163,12 @@ def run_task(task: str, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
             recipe = mode_recipe(base, mode, seed, args.quick, args.student)
             t0 = time.perf_counter()
             run_dir = runs / task / f"s{seed}" / mode
-            rep = finished_report(recipe, run_dir) or run_rationale(recipe, run_dir, False)
+            rep = finished_report(recipe, run_dir)
+            if rep is None and args.finished_only:
+                print(f"{task} seed {seed} {mode}: not finished, left out", flush=True)
+                continue
+            rep = rep or run_rationale(recipe, run_dir, False)
+            rep["seed"] = seed
             reports[mode].append(rep)
             r = rep["student_result"]
             print(
@@ -169,7 +184,14 @@ def run_task(task: str, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
         "student": {"model": first.student.model, "num_layers": first.student.num_layers},
         "budget": first.train.model_dump(mode="json", exclude={"mode", "seed"}),
         "evaluate": first.evaluate.model_dump(mode="json", exclude={"baseline"}),
-        "rationales": reports[args.modes[-1]][0]["rationales"].get("source"),
+        "rationales": next(
+            (
+                rs[0]["rationales"].get("source")
+                for m, rs in reports.items()
+                if rs and m != "answer"
+            ),
+            None,
+        ),
         "results": aggregate(reports),
         "example_output": _example(runs / task / f"s{args.seeds[0]}"),
     }
@@ -179,7 +201,9 @@ def _example(seed_dir: Path) -> dict[str, str]:
     """The first held-out prediction of each mode: what the students actually write."""
     import json
 
-    out = {}
+    out: dict[str, str] = {}
+    if not seed_dir.is_dir():
+        return out
     for mode_dir in sorted(p for p in seed_dir.iterdir() if p.is_dir()):
         pred = mode_dir / "predictions.jsonl"
         if pred.is_file():

@@ -284,9 +284,11 @@ def rationale_block(path: Path) -> str:
         for key, r in t["results"].items():
             acc = r["accuracy"]
             secs = f"{r['train_seconds']:.0f}" if "train_seconds" in r else "-"
+            seeds = len(acc["per_seed"])
             lines.append(
                 f"| {task} | {RATIONALE_NAMES.get(key, key)} | {acc['mean']:.3f} ± "
-                f"{acc['std']:.3f} (n={r['total']}) | {r['mean_new_tokens']:.1f} | "
+                f"{acc['std']:.3f} (n={r['total']}, {seeds} seed{'s' if seeds > 1 else ''}) | "
+                f"{r['mean_new_tokens']:.1f} | "
                 f"{r['seconds_per_answer']:.3f} | {secs} |"
             )
     lines += ["", "Budgets (from each task's recipe):", ""]

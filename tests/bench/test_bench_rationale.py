@@ -49,6 +49,19 @@ def test_bench_runs_every_mode_and_seed_and_renders(tmp_path: Path):
     again = tmp_path / "again.json"
     assert bench.main([*argv, "--runs", str(tmp_path / "runs"), "--out", str(again)]) == 0
     assert json.loads(again.read_text())["tasks"] == doc["tasks"]
+    # --finished-only trains nothing: a seed that never ran is left out, and the JSON says so
+    part = tmp_path / "part.json"
+    more = ["--quick", "--tasks", "chain_sum", "--seeds", "0", "7", "--student", str(lm)]
+    assert (
+        bench.main([*more, "--finished-only", "--runs", str(tmp_path / "runs"), "--out", str(part)])
+        == 0
+    )
+    cot = json.loads(part.read_text())["tasks"]["chain_sum"]["results"]["cot"]
+    assert (
+        cot["seeds"] == [0]
+        and cot["accuracy"]["per_seed"] == res["cot"]["accuracy"]["per_seed"][:1]
+    )
+    assert not (tmp_path / "runs" / "chain_sum" / "s7").exists()
     block = render_readme.rationale_block(out)
     assert "| chain_sum | (b) rationale then answer (Fine-tune-CoT) |" in block
     assert f"{res['answer']['accuracy']['mean']:.3f} ± " in block
