@@ -1,33 +1,30 @@
-"""What do rationales buy a tiny generative student? SmolLM2-135M on gsm_symbolic, four ways.
+"""What do rationales buy a tiny generative student? Per reasoning-gym task, four students.
 
-On the same fixed held-out problems (200 by default, a seed no training item uses):
-- untrained: the pretrained student asked in the answer format (zero-shot);
-- answer: fine-tuned on question -> answer;
-- cot: fine-tuned on question -> rationale, then `#### answer` (Fine-tune-CoT);
-- multitask: `[label]` question -> answer and `[rationale]` question -> rationale, loss
-  `w * label + (1 - w) * rationale`; inference runs only `[label]` (distilling step-by-step).
-Every trained student gets the same budget: the same training questions, steps, batch size,
-learning rate and maximum length (the rationales are those gsm_symbolic carries). Reported:
-exact match by gsm_symbolic's scorer, mean tokens generated per answer, seconds per answer
-(batched greedy decoding, one thread), training time and losses.
+For each task's recipe (`recipes/rationale_<task>.yaml`: the task, its difficulty options, the
+truncated SmolLM2 student and the training budget) and each seed, `run_rationale` trains:
+- answer: question -> answer (the baseline);
+- cot: question -> rationale, then `#### answer` (Fine-tune-CoT);
+- multitask: `[label]` question -> answer and `[rationale]` question -> rationale (distilling
+  step-by-step); inference runs only `[label]`, as cheap as answer-only;
+and scores the untrained student too (answer format). Every mode gets the same questions,
+steps, batch size, learning rate and length cap; the held-out problems (a seed no training item
+uses) are the same for every mode of a seed. Rationales are written by a programmatic solver:
+a STAND-IN FOR A LARGE TEACHER, not an LM (see `tinystudent.rationale.solvers`).
 
-Sized for a 2-core CPU shared with other jobs. Probes on one thread of a busy machine (load
-~5): a full fine-tuning step of 4 questions took ~9 s (answer), ~13 s (cot) and ~17 s
-(multitask: two forwards); greedy decoding of 32 problems cost ~14 s of prompt prefill plus
-~0.25 s per generated token. So the defaults (40 steps x 4 questions; 200 problems; 12 answer
-tokens, 160 cot tokens) take ~26 min of training and ~11 min of evaluation: about 40 minutes.
-`--train-minutes` stops a mode's training early if the machine is much slower (the JSON says
-so). A finished mode is kept in `bench/results/rationale.partial.json`, so an interrupted run
-resumes at the next mode.
+Reported per task and mode over the seeds: exact match by the task's own scorer (mean and
+sample std), mean tokens generated per answer, seconds per answer (batched greedy decoding,
+one thread) and training seconds. Each run lives in `runs/bench-rationale/<task>/s<seed>/<mode>`
+and `run_rationale` skips what is done there, so an interrupted bench resumes where it stopped.
 
-    python bench/rationale.py --quick   # smoke test: a few minutes, tiny sizes
-    python bench/rationale.py           # the README table (~40 min on one thread)
+    python bench/rationale.py --quick   # smoke test: tiny sizes, a few minutes
+    python bench/rationale.py           # the README table (see docs/rationale.md for timing)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -37,63 +34,181 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, environment  # noqa: E402
+from common import RESULTS, ROOT, environment  # noqa: E402
 
 from tinystudent.io import read_json, write_json  # noqa: E402
-from tinystudent.rationale.data import gsm_scorer, gsm_split  # noqa: E402
-from tinystudent.rationale.evaluate import EvalResult, evaluate_student  # noqa: E402
-from tinystudent.rationale.format import Mode  # noqa: E402
-from tinystudent.rationale.student import load_student  # noqa: E402
-from tinystudent.rationale.train import RationaleTrainConfig, train_student  # noqa: E402
+from tinystudent.rationale.pipeline import run_rationale  # noqa: E402
+from tinystudent.rationale.recipe import (  # noqa: E402
+    RationaleRecipe,
+    load_rationale_recipe,
+    parse_rationale_recipe,
+)
+from tinystudent.rationale.student import META  # noqa: E402
 
 MODES = ["answer", "cot", "multitask"]
+TASKS = ["chain_sum", "letter_counting"]
 QUICK = {
-    "num_test": 12,
-    "num_examples": 8,
-    "steps": 3,
-    "batch_size": 2,
-    "max_seq_len": 256,
-    "answer_tokens": 8,
-    "cot_tokens": 32,
+    "data": {"num_train": 16, "num_test": 8},
+    "student": {"num_layers": 1},
+    "train": {"num_examples": 8, "steps": 2, "batch_size": 4},
+    "evaluate": {"cot_max_new_tokens": 16},
 }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", nargs="+", default=TASKS, help="recipes/rationale_<task>.yaml")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    ap.add_argument("--modes", nargs="+", default=MODES, choices=MODES)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (minutes): a smoke test")
-    ap.add_argument("--student", default="smollm2-135m", help="smollm2-135m or a local folder")
-    ap.add_argument("--num-test", type=int, default=200, help="held-out problems")
-    ap.add_argument("--num-examples", type=int, default=160, help="training questions (budget)")
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--batch-size", type=int, default=4, help="questions per step")
-    ap.add_argument("--lr", type=float, default=2e-4)
-    ap.add_argument("--max-seq-len", type=int, default=288, help="longer examples are dropped")
-    ap.add_argument("--label-weight", type=float, default=0.5, help="multitask w")
-    ap.add_argument("--answer-tokens", type=int, default=12, help="generation cap: answer modes")
-    ap.add_argument("--cot-tokens", type=int, default=160, help="generation cap: cot")
-    ap.add_argument("--eval-batch", type=int, default=32, help="problems per generate call")
+    ap.add_argument("--student", default=None, help="override student.model (a local folder)")
     ap.add_argument(
-        "--train-minutes",
-        type=float,
-        default=12.0,
-        help="safety stop per mode (the JSON says if it fired)",
+        "--finished-only",
+        action="store_true",
+        help="assemble the table from finished runs only (train nothing); the JSON lists the "
+        "seeds each mode has",
     )
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--runs", default=None, help="run directories (default runs/bench-rationale)")
     ap.add_argument("--out", default=None, help="result JSON (default bench/results/...)")
-    args = ap.parse_args(argv)
-    if args.quick:
-        for k, v in QUICK.items():
-            setattr(args, k, v)
-    return args
+    return ap.parse_args(argv)
 
 
-def summarise(res: EvalResult, n_examples: int = 3) -> dict[str, Any]:
-    out = res.summary()
-    out["examples"] = [
-        {k: p[k] for k in ("id", "gold", "predicted", "correct", "output")}
-        for p in res.predictions[:n_examples]
-    ]
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def mode_recipe(
+    base: RationaleRecipe, mode: str, seed: int, quick: bool, student: str | None = None
+) -> RationaleRecipe:
+    """The task's recipe in `mode` with `seed` (data draw and training); the untrained student
+    is scored once per seed, in the answer run."""
+    doc = base.model_dump(mode="json")
+    doc["name"] = f"{base.name}-s{seed}-{mode}"
+    doc = _merge(
+        doc,
+        {
+            "data": {"seed": seed},
+            "train": {"mode": mode, "seed": seed, "checkpoint_every": 0},
+            "evaluate": {"baseline": mode == "answer"},
+        },
+    )
+    if quick:
+        doc = _merge(doc, QUICK)
+    if student:
+        doc["student"]["model"] = student
+    return parse_rationale_recipe(doc, f"{base.name} ({mode}, seed {seed})")
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "per_seed": values,
+    }
+
+
+def aggregate(reports: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per mode over seeds: exact match (mean, std), tokens and seconds per answer, training s."""
+    out: dict[str, Any] = {}
+    answer_runs = reports.get("answer", [])
+    untrained = [r["untrained"] for r in answer_runs if r.get("untrained")]
+    if untrained:
+        out["untrained"] = {
+            "accuracy": _stats([u["accuracy"] for u in untrained]),
+            "mean_new_tokens": statistics.fmean(u["mean_new_tokens"] for u in untrained),
+            "seconds_per_answer": statistics.fmean(u["seconds_per_answer"] for u in untrained),
+            "total": untrained[0]["total"],
+            "seeds": [r.get("seed") for r in answer_runs if r.get("untrained")],
+        }
+    for mode, runs in reports.items():
+        if not runs:
+            continue
+        res = [r["student_result"] for r in runs]
+        out[mode] = {
+            "accuracy": _stats([x["accuracy"] for x in res]),
+            "mean_new_tokens": statistics.fmean(x["mean_new_tokens"] for x in res),
+            "seconds_per_answer": statistics.fmean(x["seconds_per_answer"] for x in res),
+            "total": res[0]["total"],
+            "seeds": [r.get("seed") for r in runs],
+            "train_seconds": statistics.fmean(r["train"]["seconds"] for r in runs),
+            "train_steps": runs[0]["train"]["steps"],
+            "last_loss": [r["train"]["last_loss"] for r in runs],
+        }
+    return out
+
+
+def finished_report(recipe: RationaleRecipe, run_dir: Path) -> dict[str, Any] | None:
+    """The report of a finished run of exactly this recipe (the saved student records the
+    recipe it was trained from), so assembling the table after per-seed runs costs nothing."""
+    meta, report = run_dir / "student" / META, run_dir / "report.json"
+    if not (meta.is_file() and report.is_file()):
+        return None
+    if read_json(meta).get("recipe") != recipe.model_dump(mode="json"):
+        return None
+    if report.stat().st_mtime < meta.stat().st_mtime:
+        return None
+    return dict(read_json(report))
+
+
+def run_task(task: str, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
+    path = ROOT / "recipes" / f"rationale_{task}.yaml"
+    base = load_rationale_recipe(path)
+    reports: dict[str, list[dict[str, Any]]] = {m: [] for m in args.modes}
+    for seed in args.seeds:
+        for mode in args.modes:
+            recipe = mode_recipe(base, mode, seed, args.quick, args.student)
+            t0 = time.perf_counter()
+            run_dir = runs / task / f"s{seed}" / mode
+            rep = finished_report(recipe, run_dir)
+            if rep is None and args.finished_only:
+                print(f"{task} seed {seed} {mode}: not finished, left out", flush=True)
+                continue
+            rep = rep or run_rationale(recipe, run_dir, False)
+            rep["seed"] = seed
+            reports[mode].append(rep)
+            r = rep["student_result"]
+            print(
+                f"{task} seed {seed} {mode}: exact match {r['accuracy']:.3f} "
+                f"({r['correct']}/{r['total']}), {r['mean_new_tokens']:.1f} tokens, "
+                f"{r['seconds_per_answer']:.3f} s/answer ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
+    first = mode_recipe(base, args.modes[0], args.seeds[0], args.quick, args.student)
+    return {
+        "recipe": str(path.relative_to(ROOT)),
+        "task_options": first.data.task_options,
+        "student": {"model": first.student.model, "num_layers": first.student.num_layers},
+        "budget": first.train.model_dump(mode="json", exclude={"mode", "seed"}),
+        "evaluate": first.evaluate.model_dump(mode="json", exclude={"baseline"}),
+        "rationales": next(
+            (
+                rs[0]["rationales"].get("source")
+                for m, rs in reports.items()
+                if rs and m != "answer"
+            ),
+            None,
+        ),
+        "results": aggregate(reports),
+        "example_output": _example(runs / task / f"s{args.seeds[0]}"),
+    }
+
+
+def _example(seed_dir: Path) -> dict[str, str]:
+    """The first held-out prediction of each mode: what the students actually write."""
+    import json
+
+    out: dict[str, str] = {}
+    if not seed_dir.is_dir():
+        return out
+    for mode_dir in sorted(p for p in seed_dir.iterdir() if p.is_dir()):
+        pred = mode_dir / "predictions.jsonl"
+        if pred.is_file():
+            row = json.loads(pred.read_text(encoding="utf-8").splitlines()[0])
+            out[mode_dir.name] = f"{row['output'].strip()}  (gold {row['gold']})"
     return out
 
 
@@ -104,127 +219,22 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     name = "rationale-quick" if args.quick else "rationale"
     out = Path(args.out) if args.out else RESULTS / f"{name}.json"
-    partial_path = out.with_suffix(".partial.json")
+    runs = Path(args.runs) if args.runs else ROOT / "runs" / f"bench-{name}"
     t_start = time.perf_counter()
-
-    train, test = gsm_split(args.num_examples, args.num_test, args.seed)
-    scorer = gsm_scorer()
-    budget = {
-        "training_questions": len(train),
-        "steps": args.steps,
-        "batch_size": args.batch_size,
-        "examples_seen": args.steps * args.batch_size,
-        "epochs": round(args.steps * args.batch_size / len(train), 2),
-        "lr": args.lr,
-        "max_seq_len": args.max_seq_len,
-        "label_weight": args.label_weight,
-        "full_fine_tuning": True,
-        "threads": args.threads,
-        "answer_max_new_tokens": args.answer_tokens,
-        "cot_max_new_tokens": args.cot_tokens,
-        "rationales": "gsm_symbolic's own step-by-step solutions (dataset-carried)",
-    }
-    signature = {
-        "budget": budget,
-        "student": args.student,
-        "test": [e.id for e in test],
-        "seed": args.seed,
-    }
-    partial: dict[str, Any] = {}
-    if partial_path.is_file():
-        saved = read_json(partial_path)
-        if saved.get("signature") == signature:
-            partial = saved["results"]
-            print(f"resuming: {sorted(partial)} already done")
-
-    def keep(mode: str, result: dict[str, Any]) -> None:
-        partial[mode] = result
-        write_json(partial_path, {"signature": signature, "results": partial})
-
-    if "untrained" not in partial:
-        model, tok = load_student(args.student)
-        print(f"untrained student on {len(test)} held-out problems", flush=True)
-        res = evaluate_student(
-            model,
-            tok,
-            test,
-            Mode.answer,
-            scorer,
-            args.answer_tokens,
-            args.eval_batch,
-            progress=True,
-        )
-        keep("untrained", summarise(res))
-        del model
-
-    for mode_name in MODES:
-        if mode_name in partial:
-            continue
-        mode = Mode(mode_name)
-        model, tok = load_student(args.student)
-        cfg = RationaleTrainConfig(
-            mode=mode,
-            num_examples=len(train),
-            steps=args.steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            max_seq_len=args.max_seq_len,
-            label_weight=args.label_weight,
-            checkpoint_every=0,
-            max_minutes=args.train_minutes,
-            seed=args.seed,
-        )
-        model, tr = train_student(model, tok, train, cfg, progress=True)
-        cap = args.cot_tokens if mode is Mode.cot else args.answer_tokens
-        res = evaluate_student(model, tok, test, mode, scorer, cap, args.eval_batch, progress=True)
-        result = summarise(res)
-        result["train"] = {
-            "steps": tr.steps,
-            "seconds": round(tr.seconds, 1),
-            "seconds_per_step": round(tr.seconds / max(1, tr.steps), 2),
-            "stopped_by_time": tr.stopped_by_time,
-            "examples_used": tr.examples,
-            "dropped_too_long": tr.dropped_too_long,
-            "first_loss": tr.losses[0] if tr.losses else None,
-            "last5_loss": sum(tr.losses[-5:]) / max(1, len(tr.losses[-5:])),
-            "last5_task_losses": {
-                k: sum(v[-5:]) / len(v[-5:]) for k, v in tr.task_losses.items() if v
-            },
-        }
-        keep(mode_name, result)
-        print(
-            f"{mode_name}: exact match {res.accuracy:.3f}, {res.mean_new_tokens:.1f} tokens, "
-            f"{res.seconds_per_answer:.3f} s/answer, trained {tr.steps} steps in "
-            f"{tr.seconds:.0f} s",
-            flush=True,
-        )
-        del model
-
+    tasks = {task: run_task(task, args, runs) for task in args.tasks}
     doc = {
-        "task": "gsm_symbolic (reasoning-gym 0.1.25), exact match by the dataset's scorer",
-        "student": args.student,
-        "test_size": len(test),
-        "budget": budget,
-        "results": {k: partial[k] for k in ["untrained", *MODES]},
+        "what": "rationale distillation into a truncated SmolLM2 on reasoning-gym tasks",
+        "rationale_teacher": "programmatic solver (a stand-in for a large teacher LM)",
+        "seeds": args.seeds,
+        "threads": args.threads,
+        "tasks": tasks,
         "seconds": round(time.perf_counter() - t_start, 1),
         "quick": args.quick,
         "environment": environment(),
     }
-    doc["environment"]["versions"]["reasoning-gym"] = _version("reasoning-gym")
-    doc["environment"]["versions"]["peft"] = _version("peft")
     write_json(out, doc)
-    partial_path.unlink(missing_ok=True)
     print(f"wrote {out} ({doc['seconds'] / 60:.1f} min this run)")
     return 0
-
-
-def _version(pkg: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 if __name__ == "__main__":

@@ -276,37 +276,49 @@ def teachers_block(path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+RATIONALE_NAMES = {
+    "untrained": "untrained (zero-shot, answer format)",
+    "answer": "(a) answer only",
+    "cot": "(b) rationale then answer (Fine-tune-CoT)",
+    "multitask": "(c) multitask (distilling step-by-step)",
+}
+
+
 def rationale_block(path: Path) -> str:
     doc = json.loads(path.read_text())
-    b, env = doc["budget"], doc["environment"]
+    env = doc["environment"]
     lines = [
-        f"SmolLM2-135M students on {doc['test_size']} held-out gsm_symbolic problems (a seed no "
-        "training item uses), exact match by the dataset's scorer, greedy decoding on "
-        f"{b['threads']} thread. Each trained student: the same {b['training_questions']} "
-        f"training questions, {b['steps']} steps x {b['batch_size']} questions "
-        f"({b['epochs']:g} epochs), lr {b['lr']:g}, full fine-tuning, sequences up to "
-        f"{b['max_seq_len']} tokens; generation capped at {b['answer_max_new_tokens']} tokens "
-        f"(answer, multitask) and {b['cot_max_new_tokens']} (cot). Generated from "
-        f"`bench/results/rationale.json` (`{env['command']}`, commit "
+        f"Truncated SmolLM2-135M students on reasoning-gym tasks, {len(doc['seeds'])} seeds "
+        f"({', '.join(map(str, doc['seeds']))}: training draw and order; each seed has its own "
+        "held-out problems, which no training item shares), exact match by the task's own "
+        f"scorer, mean ± sample std over seeds; greedy decoding on {doc['threads']} thread. "
+        "Rationales come from a programmatic solver, a stand-in for a large teacher LM. "
+        f"Generated from `bench/results/rationale.json` (`{env['command']}`, commit "
         f"{(env['git_commit'] or 'unknown')[:8]}, {doc['seconds'] / 60:.0f} min).",
         "",
-        "| student | exact match | tokens per answer | s per answer | training s |",
-        "|---|---|---|---|---|",
+        "| task | student | exact match | tokens per answer | s per answer | training s |",
+        "|---|---|---|---|---|---|",
     ]
-    names = {
-        "untrained": "untrained (zero-shot, answer format)",
-        "answer": "(a) answer only",
-        "cot": "(b) rationale then answer (Fine-tune-CoT)",
-        "multitask": f"(c) multitask, w = {b['label_weight']:g} (step-by-step)",
-    }
-    for key, r in doc["results"].items():
-        train = r.get("train")
-        secs = "-"
-        if train:
-            secs = f"{train['seconds']:.0f}" + (" (time limit)" if train["stopped_by_time"] else "")
+    for task, t in doc["tasks"].items():
+        for key, r in t["results"].items():
+            acc = r["accuracy"]
+            secs = f"{r['train_seconds']:.0f}" if "train_seconds" in r else "-"
+            seeds = len(acc["per_seed"])
+            lines.append(
+                f"| {task} | {RATIONALE_NAMES.get(key, key)} | {acc['mean']:.3f} ± "
+                f"{acc['std']:.3f} (n={r['total']}, {seeds} seed{'s' if seeds > 1 else ''}) | "
+                f"{r['mean_new_tokens']:.1f} | "
+                f"{r['seconds_per_answer']:.3f} | {secs} |"
+            )
+    lines += ["", "Budgets (from each task's recipe):", ""]
+    for task, t in doc["tasks"].items():
+        b = t["budget"]
         lines.append(
-            f"| {names.get(key, key)} | {r['accuracy']:.3f} ({r['correct']}/{r['total']}) | "
-            f"{r['mean_new_tokens']:.1f} | {r['seconds_per_answer']:.3f} | {secs} |"
+            f"- {task} (`{t['recipe']}`, options {json.dumps(t['task_options'])}): first "
+            f"{t['student']['num_layers']} layers, {b['num_examples']} questions, {b['steps']} "
+            f"steps x {b['batch_size']}, lr {b['lr']:g}, label weight {b['label_weight']:g} "
+            f"(multitask); generation capped at {t['evaluate']['max_new_tokens']} / "
+            f"{t['evaluate']['cot_max_new_tokens']} (cot) tokens."
         )
     return "\n".join(lines) + "\n"
 

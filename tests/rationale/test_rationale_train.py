@@ -100,3 +100,13 @@ def test_nothing_fits_is_a_clear_error(tiny_lm_dir: Path):
     cfg = RationaleTrainConfig(**{**CFG, "max_seq_len": 10})
     with pytest.raises(DataError, match="max_seq_len=10"):
         train_student(model, tok, toy_problems(3), cfg, progress=False)
+
+
+def test_frozen_embeddings_stay_put_while_the_layers_learn(tiny_lm_dir: Path):
+    model, tok = load_student(str(tiny_lm_dir))
+    emb = model.get_input_embeddings().weight.detach().clone()
+    layer = model.model.layers[0].self_attn.q_proj.weight.detach().clone()
+    cfg = RationaleTrainConfig(**{**CFG, "steps": 2, "freeze_embeddings": True})
+    trained, _ = train_student(model, tok, toy_problems(8), cfg, progress=False)
+    assert torch.equal(trained.get_input_embeddings().weight, emb)
+    assert not torch.equal(trained.model.layers[0].self_attn.q_proj.weight, layer)

@@ -6,8 +6,10 @@ inside the functions that need them.
 
 from tinystudent.rationale.data import Example, gsm_split, load_jsonl
 from tinystudent.rationale.format import Mode, Task
+from tinystudent.rationale.gym import gym_scorer, gym_split
 from tinystudent.rationale.pipeline import run_rationale
 from tinystudent.rationale.recipe import RationaleRecipe, load_rationale_recipe
+from tinystudent.rationale.solvers import SOLVERS, SolverRationales
 from tinystudent.rationale.train import RationaleTrainConfig
 
 __all__ = [
@@ -15,8 +17,12 @@ __all__ = [
     "Mode",
     "RationaleRecipe",
     "RationaleTrainConfig",
+    "SOLVERS",
+    "SolverRationales",
     "Task",
     "gsm_split",
+    "gym_scorer",
+    "gym_split",
     "load_jsonl",
     "load_rationale_recipe",
     "run_rationale",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +29,26 @@ _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 @dataclass(frozen=True)
 class Example:
-    """One problem. `rationale` is the worked solution without its final-answer line, if known."""
+    """One problem. `rationale` is the worked solution without its final-answer line, if known;
+    `meta` is what a generator knows about it (reasoning-gym metadata: a solver writes steps
+    from it, a scorer may need it)."""
 
     id: str
     question: str
     answer: str
     rationale: str | None = None
+    meta: dict[str, Any] | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out: dict[str, Any] = {
+            "id": self.id,
+            "question": self.question,
+            "answer": self.answer,
+            "rationale": self.rationale,
+        }
+        if self.meta is not None:
+            out["meta"] = self.meta
+        return out
 
 
 #: (predicted answer text, example) -> correct? A dataset's own notion of exact match.
@@ -143,12 +154,14 @@ def load_jsonl(path: str | Path, prefix: str | None = None) -> list[Example]:
             if missing:
                 raise DataError(f"{path}:{n}: missing column {', '.join(missing)}")
             rationale = row.get("rationale")
+            meta = row.get("meta")
             out.append(
                 Example(
                     id=str(row.get("id", f"{prefix}-{len(out)}")),
                     question=str(row["question"]).strip(),
                     answer=str(row["answer"]).strip(),
                     rationale=str(rationale).strip() if rationale not in (None, "") else None,
+                    meta=meta if isinstance(meta, dict) else None,
                 )
             )
     if not out:

@@ -29,12 +29,14 @@ from tinystudent.rationale.data import (
 )
 from tinystudent.rationale.evaluate import EvalResult, evaluate_student
 from tinystudent.rationale.format import Mode
+from tinystudent.rationale.gym import gym_scorer, gym_split
 from tinystudent.rationale.recipe import (
     DataSource,
     RationaleRecipe,
     RationaleSourceKind,
     RationaleSourceSpec,
 )
+from tinystudent.rationale.solvers import SolverRationales
 from tinystudent.rationale.sources import (
     DatasetRationales,
     GeneratorRationales,
@@ -53,6 +55,10 @@ def load_data(recipe: RationaleRecipe) -> tuple[list[Example], list[Example], Sc
     if d.source is DataSource.gsm_symbolic:
         train, test = gsm_split(d.num_train, d.num_test, d.seed)
         return train, test, gsm_scorer()
+    if d.source is DataSource.reasoning_gym:
+        assert d.task  # checked by the recipe
+        train, test = gym_split(d.task, d.task_options, d.num_train, d.num_test, d.seed)
+        return train, test, gym_scorer(d.task, d.task_options)
     assert d.train_path and d.test_path  # checked by the recipe
     test = load_jsonl(d.test_path)[: d.num_test]
     train = drop_overlap(load_jsonl(d.train_path), test)
@@ -61,9 +67,14 @@ def load_data(recipe: RationaleRecipe) -> tuple[list[Example], list[Example], Sc
     return train, test, number_match
 
 
-def make_source(spec: RationaleSourceSpec) -> RationaleSource:
+def make_source(spec: RationaleSourceSpec, task: str | None = None) -> RationaleSource:
+    """The recipe's rationale source; `task` is the reasoning-gym task a solver solves."""
     if spec.source is RationaleSourceKind.dataset:
         return DatasetRationales()
+    if spec.source is RationaleSourceKind.solver:
+        if task is None:
+            raise DataError("rationales.source solver needs data.source reasoning_gym")
+        return SolverRationales(task)
     from tinystudent.generate.generator import make_generator
 
     backend = "transformers" if spec.source is RationaleSourceKind.transformers else "openai"
@@ -91,7 +102,7 @@ def training_examples(
     cache, meta_path = out / "rationales.jsonl", out / "rationales.json"
     if cache.is_file() and meta_path.is_file() and read_json(meta_path).get("key") == key:
         return load_jsonl(cache), read_json(meta_path)
-    source = make_source(recipe.rationales)
+    source = make_source(recipe.rationales, recipe.data.task)
     t0 = time.perf_counter()
     candidates = source.candidates(questions, recipe.data.seed)
     kept, stats = filter_rationales(questions, candidates, scorer)
@@ -116,6 +127,66 @@ def _max_new_tokens(recipe: RationaleRecipe, mode: Mode) -> int:
     return ev.cot_max_new_tokens if mode is Mode.cot else ev.max_new_tokens
 
 
+def baseline_score(
+    recipe: RationaleRecipe, test: list[Example], scorer: Scorer, out: Path, progress: bool
+) -> dict[str, Any] | None:
+    """The untrained student's score in the answer format (cached in `baseline.json`)."""
+    if not recipe.evaluate.baseline:
+        return None
+    baseline_path = out / "baseline.json"
+    bkey = fingerprint(recipe.section_hash("student", "data", "evaluate"))
+    if baseline_path.is_file() and read_json(baseline_path).get("key") == bkey:
+        return dict(read_json(baseline_path)["result"])
+    model, tok = load_student(recipe.student.model, recipe.student.num_layers)
+    untrained = evaluate_student(
+        model,
+        tok,
+        test,
+        Mode.answer,
+        scorer,
+        recipe.evaluate.max_new_tokens,
+        recipe.evaluate.batch_size,
+        progress,
+    )
+    write_json(baseline_path, {"key": bkey, "result": untrained.summary()})
+    return untrained.summary()
+
+
+def trained_student(
+    recipe: RationaleRecipe, examples: list[Example], out: Path, progress: bool
+) -> tuple[Any, Any, dict[str, Any]]:
+    """The trained student (loaded when `student/` matches this recipe and data, else trained,
+    resuming from `checkpoint/`, and saved) and what its training did."""
+    cfg = recipe.train
+    student_dir = out / "student"
+    key = fingerprint(recipe.training_hash(), [e.to_json() for e in examples])
+    if (student_dir / META).is_file() and read_json(student_dir / META).get("key") == key:
+        model, tok = load_student(str(student_dir))
+        return model, tok, dict(read_json(student_dir / META)["train"])
+    model, tok = load_student(recipe.student.model, recipe.student.num_layers)
+    ckpt = Checkpoint(out / "checkpoint", key)
+    model, result = train_student(model, tok, examples, cfg, ckpt, progress)
+    train_info = {
+        "steps": result.steps,
+        "examples": result.examples,
+        "dropped_too_long": result.dropped_too_long,
+        "seconds": result.seconds,
+        "stopped_by_time": result.stopped_by_time,
+        "resumed_from": result.resumed_from,
+        "first_loss": result.losses[0] if result.losses else None,
+        "last_loss": result.losses[-1] if result.losses else None,
+    }
+    if result.stopped_by_time:
+        raise DataError(
+            f"training stopped by train.max_minutes after {result.steps} of {cfg.steps} "
+            "steps; the checkpoint is kept: rerun to continue"
+        )
+    meta = {"key": key, "train": train_info, "recipe": recipe.model_dump(mode="json")}
+    save_student(model, tok, student_dir, meta)
+    ckpt.clear()
+    return model, tok, train_info
+
+
 def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) a rationale distillation; returns the report (also written to `out`)."""
     out = Path(out)
@@ -125,62 +196,8 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
     train_all, test, scorer = load_data(recipe)
     questions = train_all[: cfg.num_examples]
     examples, rationale_meta = training_examples(recipe, questions, scorer, out)
-
-    student_dir = out / "student"
-    key = fingerprint(recipe.training_hash(), [e.to_json() for e in examples])
-    baseline: dict[str, Any] | None = None
-    if recipe.evaluate.baseline:
-        baseline_path = out / "baseline.json"
-        bkey = fingerprint(recipe.section_hash("student", "data", "evaluate"))
-        if baseline_path.is_file() and read_json(baseline_path).get("key") == bkey:
-            baseline = read_json(baseline_path)["result"]
-        else:
-            model, tok = load_student(recipe.student.model)
-            untrained = evaluate_student(
-                model,
-                tok,
-                test,
-                Mode.answer,
-                scorer,
-                recipe.evaluate.max_new_tokens,
-                recipe.evaluate.batch_size,
-                progress,
-            )
-            baseline = untrained.summary()
-            write_json(baseline_path, {"key": bkey, "result": baseline})
-            del model
-
-    trained = (student_dir / META).is_file() and read_json(student_dir / META).get("key") == key
-    if trained:
-        model, tok = load_student(str(student_dir))
-        train_info = read_json(student_dir / META)["train"]
-    else:
-        model, tok = load_student(recipe.student.model)
-        ckpt = Checkpoint(out / "checkpoint", key)
-        model, result = train_student(model, tok, examples, cfg, ckpt, progress)
-        train_info = {
-            "steps": result.steps,
-            "examples": result.examples,
-            "dropped_too_long": result.dropped_too_long,
-            "seconds": result.seconds,
-            "stopped_by_time": result.stopped_by_time,
-            "resumed_from": result.resumed_from,
-            "first_loss": result.losses[0] if result.losses else None,
-            "last_loss": result.losses[-1] if result.losses else None,
-        }
-        if result.stopped_by_time:
-            raise DataError(
-                f"training stopped by train.max_minutes after {result.steps} of {cfg.steps} "
-                "steps; the checkpoint is kept: rerun to continue"
-            )
-        save_student(
-            model,
-            tok,
-            student_dir,
-            {"key": key, "train": train_info, "recipe": recipe.model_dump(mode="json")},
-        )
-        ckpt.clear()
-
+    baseline = baseline_score(recipe, test, scorer, out, progress)
+    model, tok, train_info = trained_student(recipe, examples, out, progress)
     res: EvalResult = evaluate_student(
         model,
         tok,
@@ -199,8 +216,10 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
         "name": recipe.name,
         "mode": cfg.mode.value,
         "student": recipe.student.model,
+        "num_layers": recipe.student.num_layers,
         "data": {
             "source": recipe.data.source.value,
+            "task": recipe.data.task,
             "train_questions": len(questions),
             "test_questions": len(test),
         },
@@ -229,8 +248,11 @@ def render_report(report: dict[str, Any]) -> str:
     lines = [
         f"# {report['name']}: rationale distillation ({report['mode']})",
         "",
-        f"Student {report['student']}, {report['data']['train_questions']} training questions "
-        f"({report['data']['source']}), {report['data']['test_questions']} held-out questions. "
+        f"Student {report['student']}"
+        + (f" (first {report['num_layers']} layers)" if report.get("num_layers") else "")
+        + f", {report['data']['train_questions']} training questions "
+        f"({report['data']['task'] or report['data']['source']}), "
+        f"{report['data']['test_questions']} held-out questions. "
         f"Budget: {b['steps']} steps x {b['batch_size']} questions, max {b['max_seq_len']} "
         f"tokens, lr {b['lr']}"
         + (f", label weight {b['label_weight']}" if b["label_weight"] is not None else "")

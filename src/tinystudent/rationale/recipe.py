@@ -22,27 +22,38 @@ class _Strict(BaseModel):
 
 class DataSource(str, Enum):
     gsm_symbolic = "gsm_symbolic"
+    reasoning_gym = "reasoning_gym"
     jsonl = "jsonl"
 
 
 class RationaleSourceKind(str, Enum):
     dataset = "dataset"
+    solver = "solver"
     transformers = "transformers"
     openai = "openai"
 
 
 class RationaleData(_Strict):
-    """Built-in gsm_symbolic (generated, seeded) or JSONL files with question/answer/rationale."""
+    """Built-in gsm_symbolic, any reasoning-gym task (generated, seeded; difficulty set by its
+    options), or JSONL files with question/answer/rationale."""
 
     source: DataSource = DataSource.gsm_symbolic
+    task: str | None = Field(None, description="reasoning_gym: task name, e.g. chain_sum")
+    task_options: dict[str, Any] = Field(
+        default_factory=dict, description="reasoning_gym: the task's options, e.g. min_terms"
+    )
     train_path: str | None = Field(None, description="jsonl: training rows")
     test_path: str | None = Field(None, description="jsonl: held-out rows")
-    num_train: int = Field(512, ge=1, description="gsm_symbolic: training items to generate")
-    num_test: int = Field(200, ge=1, description="held-out items (gsm_symbolic: generated)")
+    num_train: int = Field(512, ge=1, description="generated sources: training items")
+    num_test: int = Field(200, ge=1, description="held-out items (generated sources: drawn)")
     seed: int = 0
 
     @model_validator(mode="after")
     def _paths(self) -> RationaleData:
+        if self.source is DataSource.reasoning_gym and not self.task:
+            raise ValueError("source reasoning_gym needs task (e.g. chain_sum)")
+        if self.source is not DataSource.reasoning_gym and (self.task or self.task_options):
+            raise ValueError("task and task_options belong to source reasoning_gym")
         if self.source is DataSource.jsonl:
             missing = [k for k in ("train_path", "test_path") if not getattr(self, k)]
             if missing:
@@ -51,7 +62,8 @@ class RationaleData(_Strict):
 
 
 class RationaleSourceSpec(_Strict):
-    """Who writes the rationales: the dataset, a local causal LM, or an OpenAI-compatible API."""
+    """Who writes the rationales: the dataset, a programmatic solver (reasoning_gym tasks: a
+    stand-in for a large teacher), a local causal LM, or an OpenAI-compatible API."""
 
     source: RationaleSourceKind = RationaleSourceKind.dataset
     model: str = Field("smollm2-135m", description="local folder, smollm2-135m, or served name")
@@ -74,6 +86,9 @@ class RationaleSourceSpec(_Strict):
 
 class StudentModel(_Strict):
     model: str = Field("smollm2-135m", description="smollm2-135m or a local causal-LM folder")
+    num_layers: int | None = Field(
+        None, ge=1, description="keep only the first N decoder layers (a faster student)"
+    )
 
 
 class RationaleEval(_Strict):
@@ -90,6 +105,15 @@ class RationaleRecipe(_Strict):
     student: StudentModel = StudentModel()
     train: RationaleTrainConfig = RationaleTrainConfig()
     evaluate: RationaleEval = RationaleEval()
+
+    @model_validator(mode="after")
+    def _solver_needs_gym(self) -> RationaleRecipe:
+        if (
+            self.rationales.source is RationaleSourceKind.solver
+            and self.data.source is not DataSource.reasoning_gym
+        ):
+            raise ValueError("rationales.source solver needs data.source reasoning_gym")
+        return self
 
     def section_hash(self, *sections: str) -> str:
         payload = {s: getattr(self, s).model_dump(mode="json") for s in sections}

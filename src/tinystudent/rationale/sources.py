@@ -142,7 +142,7 @@ def filter_rationales(
                 stats.duplicate += 1
                 continue
             seen.add(norm)
-            kept.append(Example(f"{ex.id}#{j}", ex.question, ex.answer, rationale))
+            kept.append(Example(f"{ex.id}#{j}", ex.question, ex.answer, rationale, ex.meta))
         stats.questions_with_rationale += bool(seen)
     stats.kept = len(kept)
     log.info("rationales: kept %d of %d candidates", stats.kept, stats.candidates)

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tinystudent.errors import AssetMissingError
+from tinystudent.errors import AssetMissingError, DataError
 from tinystudent.io import write_json
 
 META = "rationale_student.json"
@@ -29,8 +29,29 @@ def resolve_student(name_or_path: str) -> str:
     return str(path)
 
 
-def load_student(name_or_path: str) -> tuple[Any, Any]:
-    """Model (fp32, eval mode) and tokenizer; a tokenizer without pad token pads with EOS."""
+def truncate_layers(model: Any, num_layers: int) -> Any:
+    """Keep the first `num_layers` decoder layers (and the embeddings, final norm and head).
+
+    Why: the lower layers of a pretrained LM still hold its token and position knowledge, so a
+    2-4 layer cut of SmolLM2 fine-tunes several times faster than the whole model on a CPU and
+    starts far better than random weights. The config is updated, so the saved student reloads
+    as the smaller model."""
+    inner: Any = getattr(model, "model", None)
+    layers = getattr(inner, "layers", None)
+    if inner is None or layers is None:
+        raise DataError("student.num_layers needs a decoder with model.layers (Llama-style)")
+    if num_layers > len(layers):
+        raise DataError(f"student.num_layers={num_layers} but the model has {len(layers)} layers")
+    inner.layers = layers[:num_layers]
+    model.config.num_hidden_layers = num_layers
+    if isinstance(getattr(model.config, "layer_types", None), list):
+        model.config.layer_types = model.config.layer_types[:num_layers]
+    return model
+
+
+def load_student(name_or_path: str, num_layers: int | None = None) -> tuple[Any, Any]:
+    """Model (fp32, eval mode) and tokenizer; a tokenizer without pad token pads with EOS.
+    With `num_layers`, only the first N decoder layers are kept (`truncate_layers`)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -39,6 +60,8 @@ def load_student(name_or_path: str) -> tuple[Any, Any]:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    if num_layers is not None:
+        truncate_layers(model, num_layers)
     model.eval()
     return model, tok
 

@@ -65,6 +65,11 @@ class RationaleTrainConfig(BaseModel):
         0.5, ge=0.0, le=1.0, description="multitask w: w * label loss + (1 - w) * rationale loss"
     )
     lora: LoraSpec | None = None
+    freeze_embeddings: bool = Field(
+        False,
+        description="keep the token embeddings (and a head tied to them) fixed: no gradient "
+        "for the 49k x d matrix, a faster step and less optimiser memory",
+    )
     checkpoint_every: int = Field(25, ge=0, description="steps between checkpoints (0: never)")
     max_minutes: float | None = Field(None, gt=0, description="stop cleanly after this long")
     seed: int = 0
@@ -199,6 +204,8 @@ def train_student(
         raise DataError("the student's tokenizer has neither a pad nor an EOS token")
 
     torch.manual_seed(cfg.seed)
+    if cfg.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
     if cfg.lora is not None:
         model = apply_lora(model, cfg.lora)
     params = [p for p in model.parameters() if p.requires_grad]
