@@ -1,10 +1,10 @@
 """TF-IDF word n-grams + logistic regression as a teacher: where words decide, it rivals encoders.
 
-On topic and spam data a linear model over word counts is as accurate as a fine-tuned
-encoder from a few dozen labels (BBC News at k = 64: TF-IDF + LR 0.963, fine-tuned mpnet
-0.960), costs a second to fit instead of twenty minutes, and labels a transfer set at tens
-of thousands of texts a second. It also errs differently from an encoder, which makes it a
-useful member of several amalgamated teachers.
+On topic and spam data a linear model over word counts is as accurate as an encoder from a
+few dozen labels (BBC News at k = 64: TF-IDF + LR 0.963, frozen mpnet + LR 0.960, a
+fine-tuned MiniLM 0.960 on seed 0), costs seconds to fit where the fine-tuned encoder takes
+tens of minutes on a CPU, and labels thousands of texts a second. It also errs differently
+from an encoder, which makes it a useful member of several amalgamated teachers.
 
 The model is stored without sklearn or pickle: the vocabulary as JSON (terms in column
 order), the idf vector and the head as safetensors. Predicting rebuilds the features by hand
