@@ -6,8 +6,8 @@ fine-tuned MiniLM 0.960 on seed 0), costs seconds to fit where the fine-tuned en
 tens of minutes on a CPU, and labels thousands of texts a second. It also errs differently
 from an encoder, which makes it a useful member of several amalgamated teachers.
 
-The model is stored without sklearn or pickle: the vocabulary as JSON (terms in column
-order), the idf vector and the head as safetensors. Predicting rebuilds the features by hand
+The model is stored without sklearn or pickle: the vocabulary as text (one term a line, in
+column order), the idf vector and the head as safetensors. Predicting rebuilds the features by hand
 (counts over the fixed vocabulary, sublinear tf, idf, L2 norm), the same numbers sklearn's
 `TfidfVectorizer` gives. `temperature: auto` fits a softmax temperature on out-of-fold
 k-shot logits, as the frozen teacher does: a logistic regression on few examples gives
