@@ -310,7 +310,8 @@ def _result(args: argparse.Namespace, units: list[dict[str, Any]], start: float)
 
 
 def _plot(summary: list[dict[str, Any]], path: Path) -> None:
-    """Accuracy kept (% of teacher) per lever, one bar group per (dataset, k, student)."""
+    """Accuracy kept (% of teacher) per lever, one bar group per (dataset, k, student); a
+    group shows only the levers measured on it, each lever one colour throughout."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -318,25 +319,37 @@ def _plot(summary: list[dict[str, Any]], path: Path) -> None:
 
     groups = list(dict.fromkeys((s["dataset"], s["k"], s["student"]) for s in summary))
     levers = list(dict.fromkeys(s["lever"] for s in summary))
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups) * len(levers) / 3), 4))
-    width = 0.8 / max(1, len(levers))
-    for j, lever in enumerate(levers):
-        xs, ys, errs = [], [], []
-        for i, g in enumerate(groups):
-            hit = [s for s in summary if (s["dataset"], s["k"], s["student"]) == g]
-            hit = [s for s in hit if s["lever"] == lever]
-            if hit:
-                xs.append(i + j * width)
-                ys.append(hit[0]["pct_of_teacher"]["mean"])
-                errs.append(hit[0]["pct_of_teacher"]["std"])
-        ax.bar(xs, ys, width, yerr=errs, label=lever)
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))])
+    colours = plt.get_cmap("tab20")
+    fig, ax = plt.subplots(figsize=(min(14, 2 + 1.6 * len(groups)), 4.5))
+    ticks, seen = [], set()
+    for i, g in enumerate(groups):
+        hits = [
+            s
+            for lever in levers
+            for s in summary
+            if (s["dataset"], s["k"], s["student"]) == g and s["lever"] == lever
+        ]
+        width = 0.8 / max(1, len(hits))
+        for j, hit in enumerate(hits):
+            label = hit["lever"] if hit["lever"] not in seen else None
+            seen.add(hit["lever"])
+            ax.bar(
+                i + j * width,
+                hit["pct_of_teacher"]["mean"],
+                width,
+                yerr=hit["pct_of_teacher"]["std"],
+                color=colours(levers.index(hit["lever"]) % 20),
+                label=label,
+                align="edge",
+            )
+        ticks.append(i + 0.4)
+    ax.set_xticks(ticks)
     ax.set_xticklabels([f"{d} k={k}\n{s}" for d, k, s in groups])
     ax.set_ylabel("% of teacher accuracy")
     ax.axhline(100, color="grey", lw=0.8)
     low = min((s["pct_of_teacher"]["mean"] for s in summary), default=80)
-    ax.set_ylim(max(0, low - 5), 105)
-    ax.legend(fontsize=7, ncol=4)
+    ax.set_ylim(max(0, low - 5), 106)
+    ax.legend(fontsize=7, ncol=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
