@@ -30,6 +30,7 @@ from tinystudent.teachers.encoder import EncoderTeacherConfig
 from tinystudent.teachers.frozen import FrozenTeacherConfig
 from tinystudent.teachers.lexical import TfidfTeacherConfig
 from tinystudent.teachers.llm import LLMTeacherConfig
+from tinystudent.teachers.registry import TEACHERS
 from tinystudent.teachers.setfit import SetFitTeacherConfig
 from tinystudent.train.config import TrainConfig
 
@@ -137,7 +138,7 @@ class StudentSpec(BaseModel):
 
 
 #: Teacher kinds a recipe can name; `finetune` (the default) needs no `kind` key.
-TEACHER_KINDS = ("finetune", "frozen", "llm", "setfit", "tfidf")
+TEACHER_KINDS = tuple(TEACHERS)  # the registry's kinds: one list, not two
 
 
 def _teacher_kind(value: Any) -> str:
