@@ -261,3 +261,25 @@ def test_every_training_run_returns_the_engines_result() -> None:
     assert back.log() == log and back.resumed_from_epoch == 1
     extended = done.extend(EmbedFitResult, train_texts=5, val_texts=1)
     assert extended.best_score == 0.75 and extended.log()["train_texts"] == 5
+
+
+def test_checkpoints_keep_the_cuda_random_state_once_cuda_is_in_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dropout on a GPU draws from CUDA's generator: a run that uses CUDA saves and restores
+    its state; a CPU run's checkpoint holds none (pretended CUDA: no CUDA call is made)."""
+    from tinystudent import checkpoint
+
+    assert "cuda" not in checkpoint.rng_state()
+    restored: list[object] = []
+    _pretend_gpus(monkeypatch, 1)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [torch.arange(3)])
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    state = checkpoint.rng_state()
+    assert torch.equal(state["cuda"][0], torch.arange(3))
+    checkpoint.set_rng_state(state)
+    assert len(restored) == 1 and torch.equal(restored[0][0], torch.arange(3))  # type: ignore
+    _pretend_gpus(monkeypatch, 2)  # another machine, another GPU count: not restored
+    checkpoint.set_rng_state(state)
+    assert len(restored) == 1
