@@ -180,20 +180,10 @@ def merge_lora(model: Any) -> Any:
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
 
 
-def train_student(
-    model: Any,
-    tokenizer: Any,
-    examples: Sequence[Example],
-    cfg: RationaleTrainConfig,
-    checkpoint: Checkpoint | None = None,
-    progress: bool = True,
-    device: str | torch.device = "cpu",
-) -> tuple[Any, RationaleFitResult]:
-    """Train in place (or through LoRA adapters, merged at the end) on `device`; returns the
-    model to save (still on `device`).
-
-    Resumes from `checkpoint` when it holds a state for the same key."""
-    t0 = time.perf_counter()
+def _training_rows(
+    tokenizer: Any, examples: Sequence[Example], cfg: RationaleTrainConfig
+) -> tuple[list[list[Encoded]], int, int]:
+    """The encoded example groups, how many were too long, and the padding id."""
     # The caller has already cut the data to the budget (`num_examples` questions); with
     # sampled rationales a question may bring several examples, all of them are used.
     groups, too_long = encode_examples(tokenizer, examples, cfg.mode, cfg.max_seq_len)
@@ -212,7 +202,24 @@ def train_student(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if pad is None:
         raise DataError("the student's tokenizer has neither a pad nor an EOS token")
+    return groups, too_long, int(pad)
 
+
+def train_student(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    cfg: RationaleTrainConfig,
+    checkpoint: Checkpoint | None = None,
+    progress: bool = True,
+    device: str | torch.device = "cpu",
+) -> tuple[Any, RationaleFitResult]:
+    """Train in place (or through LoRA adapters, merged at the end) on `device`; returns the
+    model to save (still on `device`).
+
+    Resumes from `checkpoint` when it holds a state for the same key."""
+    t0 = time.perf_counter()
+    groups, too_long, pad = _training_rows(tokenizer, examples, cfg)
     torch.manual_seed(cfg.seed)
     if cfg.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
@@ -241,7 +248,7 @@ def train_student(
 
     def prepare(s: int) -> dict[Task, Any]:
         idx = batch_indices(len(groups), cfg.batch_size, s, cfg.seed)
-        return task_tensors([groups[i] for i in idx], int(pad))
+        return task_tensors([groups[i] for i in idx], pad)
 
     def step(tensors: dict[Task, Any]) -> dict[str, Any]:
         parts = _losses(model, tensors)
