@@ -37,6 +37,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tinystudent.data import Split, load_dataset, make_split
+from tinystudent.devices import DeviceName, resolve_device
 from tinystudent.errors import RecipeError
 from tinystudent.evaluate import classification_metrics
 from tinystudent.evaluate.speed import speed_profile
@@ -163,6 +164,7 @@ class BenchSpec(_Strict):
         1, description="torch threads for the untimed work; auto: 1 if the machine is busy"
     )
     budget_minutes: float | None = Field(None, gt=0, description="the run time this is sized for")
+    device: DeviceName = "cpu"
 
     @field_validator("teachers", mode="before")
     @classmethod
@@ -200,7 +202,7 @@ class BenchSpec(_Strict):
 
     def digest(self) -> str:
         """Hash of what the numbers depend on (not the speed settings or the budget)."""
-        skip = {"speed", "budget_minutes", "cache_dir", "work_threads"}
+        skip = {"speed", "budget_minutes", "cache_dir", "work_threads", "device"}
         dump = self.model_dump(mode="json", exclude=skip)
         return json_digest(dump)
 
@@ -419,7 +421,7 @@ class _Teachers:
                 cfg.batch_size,
                 cfg.embed_cache_dir or self.spec.cache_root() / "embeddings",
                 cfg.trust_remote_code,
-            )
+            ).to(self.spec.device)
         return self._encoders[name]
 
     def fit(self, name: str, split: Split, seed: int) -> tuple[Any, dict[str, Any]]:
@@ -437,6 +439,7 @@ class _Teachers:
             seed,
             self.spec.cache_root() / kind.cache,
             None,
+            device=resolve_device(self.spec.device),
         )
         fitted, log = kind.fit(request)
         return fitted, log.get("fit", log)
@@ -705,7 +708,7 @@ class _Unit:
 
     def _train_student(self, sname: str, tname: str | None) -> tuple[Any, Any]:
         from tinystudent.students import build_student
-        from tinystudent.train import train_student
+        from tinystudent.train import Strategy, train_student
 
         sspec, split = self.spec.students[sname], self.split
         seed_everything(self.seed)
@@ -718,7 +721,8 @@ class _Unit:
             texts, labels = self.transfer, self.transfer_labels
             probs = self.teacher_probs[tname]
             cfg = self.spec.train.model_copy(update={"seed": self.seed})
-        return student, train_student(student, texts, probs, labels, cfg)
+        strategy = Strategy(self.spec.device)
+        return student, train_student(student, texts, probs, labels, cfg, strategy=strategy)
 
     def baseline(self, bname: str, bspec: BaselineSpec) -> None:
         """One non-distilled baseline, on gold labels or on the teacher's hard labels."""
