@@ -12,7 +12,6 @@ import logging
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from tinystudent.label import LabelStats, label_texts
 from tinystudent.label import cache as label_code
 from tinystudent.recipe import Recipe, TeacherConfig, TeacherMember
 from tinystudent.seed import seed_everything
+from tinystudent.stages import Stages
 from tinystudent.students import Student, build_student, load_student
 from tinystudent.teachers import Teacher
 from tinystudent.teachers import amalgamate as amalgamate_code
@@ -78,12 +78,11 @@ def upstream_code_versions(recipe: Recipe) -> tuple[int, ...]:
     return (split_code.CODE_VERSION, *teachers, label_code.CODE_VERSION)
 
 
-class RunDir:
+class RunDir(Stages):
     """Paths of a run's artifacts and the record of which stage ran with which inputs."""
 
     def __init__(self, root: str | Path, recipe: Recipe) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        super().__init__(root)
         self.recipe = recipe
         self.split = self.root / "data" / "split.json"
         self.teacher = self.root / "teacher"
@@ -92,39 +91,14 @@ class RunDir:
         self.teacher_ckpt = self.root / "teacher.ckpt"
         self.student_ckpt = self.root / "student.ckpt"
         self.cache = Path(recipe.label.cache_dir or self.root / "cache")
-        self._stages_path = self.root / "stages.json"
-        self.stages: dict[str, str] = (
-            read_json(self._stages_path) if self._stages_path.exists() else {}
-        )
-        self.ran: dict[str, str] = {}
         # Temp files a killed writer left behind; the cache is skipped (it may be shared).
         for d in (self.root, self.split.parent, self.teacher, self.student):
             remove_stale_temps(d)
-
-    def is_done(self, stage: str, key: str, artifact: Path) -> bool:
-        return self.stages.get(stage) == key and artifact.exists()
-
-    def mark(self, stage: str, key: str, ran: bool) -> None:
-        self.stages[stage] = key
-        self.ran[stage] = "ran" if ran else "skipped"
-        write_json(self._stages_path, self.stages)
 
     def slot(self, stage: str, folder: str | Path) -> Slot:
         """Where a stage named `stage` keeps its model (`folder`) and its unfinished state."""
         out = self.root / folder
         return Slot(stage, out, out.with_name(out.name + ".ckpt"))
-
-    def artifact(self, stage: str, key: str, path: Path, compute: Callable[[], Any]) -> Any:
-        """A stage whose whole artifact is one JSON file: read back while `key` matches, else
-        `compute()`d, written and recorded. What a caller keeps beside the models (the
-        bench's per-system rows, for one) resumes through `stages.json` like every stage."""
-        if self.is_done(stage, key, path):
-            self.mark(stage, key, ran=False)
-            return read_json(path)
-        value = compute()
-        write_json(path, value)
-        self.mark(stage, key, ran=True)
-        return value
 
 
 @dataclass(frozen=True)
