@@ -105,3 +105,52 @@ def test_killed_after_a_teacher_resumes_without_refitting(
     again = run_benchmark(bench, tmp_path, quick=True, say=lines.append)
     assert fits == [0, 1] and not trained
     assert again["runs"] == doc["runs"]
+
+
+def test_the_amalgamated_recipe_is_a_bench_spec() -> None:
+    from tinystudent.bench import load_bench
+
+    spec = load_bench("recipes/rotten_tomatoes_amalgamated.yaml")
+    assert list(spec.teachers) == ["frozen:minilm-l6", "llm:smollm2-135m"]
+    assert spec.amalgamation is not None and spec.amalgamation.combine.method == "uncertainty"
+    assert spec.kd_teachers == ["amalgamated (uncertainty)"] == [spec.headline_teacher]
+    assert spec.baselines["model2vec-lr"].options == {"teacher": "minilm-l6"}
+    # each (k, seed) is the recipe's own teachers list: the pipeline amalgamates it
+    unit = unit_recipe(spec, 8, 1)
+    assert unit.amalgamation == spec.amalgamation.combine and unit.data.seed == 1
+
+
+def test_an_amalgamated_recipe_benches(
+    toy_csv: Path, tiny_teacher_dir: Path, tmp_path: Path
+) -> None:
+    import yaml
+
+    from tinystudent.cli import main
+
+    pytest.importorskip("fasttext")  # a recipe is benched with the three default baselines
+    pytest.importorskip("model2vec")
+    member = {"kind": "frozen", "model": str(tiny_teacher_dir), "c": 1.0}
+    recipe = {
+        "name": "amal",
+        "data": {"dataset": str(toy_csv), "test_size": 40},
+        "teachers": [member, {**member, "c": 10.0, "name": "strong"}],
+        "amalgamation": {"method": "average"},
+        "student": TINY_BAG,
+    }
+    path = tmp_path / "amal.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "out"
+    args = ["bench", str(path), "--quick", "--out", str(out), "--cache", str(tmp_path / "c")]
+    assert main(args) == 0
+    doc = json.loads((out / "amal.json").read_text())
+    both = f"frozen:{tiny_teacher_dir} (teacher)", "strong (teacher)"
+    assert set(doc["systems"]) >= {*both, "amalgamated (average) (teacher)"}
+    assert doc["headline_teacher"] == "amalgamated (average)"
+    student = doc["systems"]["bag (KD amalgamated (average))"]
+    assert student["teacher"] == "amalgamated (average)"
+    amalgamated = doc["systems"]["amalgamated (average) (teacher)"]
+    members = [doc["systems"][name] for name in both]
+    assert amalgamated["size_bytes"] == sum(m["size_bytes"] for m in members)
+    assert amalgamated["speed"]["threads=1"]["throughput_tps"] < min(
+        m["speed"]["threads=1"]["throughput_tps"] for m in members
+    )
