@@ -197,21 +197,15 @@ def embed_all(spec: BenchSpec, texts: list[str], progress: Progress) -> dict[str
     """Fill the embedding cache of every frozen teacher with every text the protocol uses,
     before the units (whose teachers then read it), one encoder at a time."""
     from tinystudent.label.embeddings import embed_texts
-    from tinystudent.teachers.frozen import SentenceEncoder
+    from tinystudent.teachers.frozen import FrozenEncoderTeacher, SentenceEncoder
 
     out: dict[str, Any] = {}
     frozen: dict[str, Any] = {n: c for n, c in spec.teachers.items() if kind_of(c).name == "frozen"}
     encoders: dict[str, SentenceEncoder] = {}
     missing: dict[str, int] = {}
-    for name, cfg in frozen.items():
-        encoders[name] = SentenceEncoder.from_pretrained(
-            cfg.model,
-            cfg.max_length,
-            cfg.normalize,
-            cfg.batch_size,
-            cfg.embed_cache_dir or spec.cache_root() / kind_of(cfg).cache,
-            cfg.trust_remote_code,
-        )
+    for name, cfg in frozen.items():  # the encoder a unit's teacher loads, and its cache
+        cache_dir = spec.cache_root() / kind_of(cfg).cache
+        encoders[name] = FrozenEncoderTeacher.from_config([], cfg, cache_dir).encoder
         cache = encoders[name].open_cache()
         missing[name] = sum(1 for t in texts if cache.get(t) is None)
         # Prior: ~2e9 parameter-passes per second on two cores (MiniLM ~90/s, mpnet ~18/s).
