@@ -138,7 +138,7 @@ def train_or_load(
         "seconds_total": time.perf_counter() - start,  # includes vocabulary / word-vector init
         "seconds_loop": result.seconds,
         "best_epoch": result.best_epoch,
-        "best_val_cosine": result.best_val_cosine,
+        "best_val_cosine": result.best_score,
         "history": result.history,
         "train": train.model_dump(),
         "options": options,

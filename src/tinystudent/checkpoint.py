@@ -88,7 +88,8 @@ def unflatten(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 # -- random number generators ----------------------------------------------------------------
 def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
-    """Every generator a training loop draws from, so a resumed run draws the same numbers."""
+    """Every generator a training loop draws from, so a resumed run draws the same numbers
+    (CUDA's too, once a run on a GPU has started it: dropout there draws from it)."""
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),
@@ -96,6 +97,8 @@ def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
     }
     if generator is not None:
         state["generator"] = generator.get_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
     return state
 
 
@@ -106,6 +109,9 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = Non
     np.random.set_state(state["numpy"])
     if generator is not None:
         generator.set_state(state["generator"])
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)  # elsewhere (other GPUs, none): CPU streams only
 
 
 # -- keys ------------------------------------------------------------------------------------

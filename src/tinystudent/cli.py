@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tinystudent.errors import RecipeError, TinyStudentError
 
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from tinystudent.recipe import Recipe
+
+M = TypeVar("M", bound="BaseModel")
 
 
 def _print_report(out: Path) -> None:
@@ -44,6 +46,12 @@ OVERRIDES: list[tuple[str, Any, str]] = [
     ("cache_dir", str, "soft-label cache shared between runs (label.cache_dir)"),
     ("nproc", int, "train the student on N processes (torch DDP)"),
     ("threads", int, "torch threads for the whole run, pinned (recipe `threads`)"),
+    (
+        "device",
+        str,
+        "cpu (default), cuda, cuda:N or auto: where teacher, generator and "
+        "student training run (recipe `device`)",
+    ),
 ]
 
 
@@ -93,9 +101,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run (or resume) the pipeline of a recipe, or of --data FILE with the defaults, into an
     output directory. Flags override the recipe's values; the run directory keeps the fully
     resolved recipe.yaml, so `tinystudent run runs/x/recipe.yaml` repeats the run."""
+    from tinystudent.devices import resolve_device
     from tinystudent.pipeline import run
 
     recipe = _recipe_from_args(args)
+    resolve_device(recipe.device)  # `cuda` on a machine without one: one line, nothing run
     out = _default_out(args, recipe)
     run(recipe, out)
     _print_report(out)
@@ -232,7 +242,7 @@ def cmd_embed_distill(args: argparse.Namespace) -> int:
     from tinystudent.embeddings import load_embed_recipe, run_embed_distill
     from tinystudent.embeddings.pipeline import summary
 
-    recipe = load_embed_recipe(args.recipe)
+    recipe = with_device(load_embed_recipe(args.recipe), args.device)
     out = Path(args.out or Path("runs") / recipe.name)
     print(summary(run_embed_distill(recipe, out)))
     print(f"artifacts: {out}/ (report.json, student/, cache/)")
@@ -244,7 +254,7 @@ def cmd_rationale(args: argparse.Namespace) -> int:
     a teacher's or a dataset's rationales, then score it on held-out questions."""
     from tinystudent.rationale import load_rationale_recipe, run_rationale
 
-    recipe = load_rationale_recipe(args.recipe)
+    recipe = with_device(load_rationale_recipe(args.recipe), args.device)
     out = Path(args.out or Path("runs") / recipe.name)
     run_rationale(recipe, out)
     print((out / "report.md").read_text(encoding="utf-8"))
@@ -257,7 +267,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     baselines on one split, k in the protocol's ks, several seeds; writes JSON + Markdown."""
     from tinystudent.bench import load_bench, run_benchmark
 
-    spec = load_bench(args.spec)
+    spec = with_device(load_bench(args.spec), args.device)
     if args.cache:
         spec.cache_dir = args.cache
     out = Path(args.out)
@@ -265,6 +275,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print((out / f"{spec.name}.md").read_text(encoding="utf-8"))
     print(f"results: {out}/{spec.name}.json, {out}/{spec.name}.md")
     return 0
+
+
+def with_device(recipe: M, device: str | None) -> M:
+    """`recipe` with `--device` written in (validated as the recipe's own field), and that
+    device resolved here: `cuda` on a machine without one is a one-line error, nothing run."""
+    from tinystudent.devices import check_device_name, resolve_device
+
+    if device is not None:
+        recipe = recipe.model_copy(update={"device": check_device_name(device)})
+    resolve_device(recipe.device)  # type: ignore[attr-defined]
+    return recipe
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (overrides the recipe's `device`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -313,10 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="bench/results", help="results directory")
     p.add_argument("--quick", action="store_true", help="2 seeds, 1 epoch, small pool (smoke test)")
     p.add_argument("--cache", help="cache directory (default ~/.cache/tinystudent/bench)")
+    _add_device(p)
     parsers["embed-distill"].add_argument("recipe", help="recipe YAML (see recipes/embed_*)")
     parsers["embed-distill"].add_argument("--out", help="run directory (default: runs/<name>)")
+    _add_device(parsers["embed-distill"])
     parsers["rationale"].add_argument("recipe", help="recipe YAML (see recipes/rationale_*)")
     parsers["rationale"].add_argument("--out", help="run directory (default: runs/<name>)")
+    _add_device(parsers["rationale"])
     p = parsers["report"]
     p.add_argument("run_dir", help="a finished run directory (holding report.json)")
     p.add_argument("--top", type=int, default=10, help="disagreeing texts to list (default 10)")

@@ -39,6 +39,7 @@ FIELDS: dict[str, str] = {
     "ray_address": "scale.ray_address",
     "label_backend": "scale.label_backend",
     "threads": "threads",
+    "device": "device",
 }
 
 

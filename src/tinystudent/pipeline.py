@@ -30,6 +30,7 @@ from tinystudent.data import (
     make_split,
 )
 from tinystudent.data import split as split_code
+from tinystudent.devices import resolve_device
 from tinystudent.errors import RecipeError
 from tinystudent.evaluate import classification_metrics, render_markdown, throughput
 from tinystudent.evaluate.multilabel import choose_thresholds, decide, multilabel_metrics
@@ -53,7 +54,7 @@ from tinystudent.teachers.amalgamate import (
 )
 from tinystudent.teachers.base import FittedTeacher
 from tinystudent.teachers.registry import FitRequest, kind_of
-from tinystudent.train import TeacherSignals, train_student
+from tinystudent.train import Strategy, TeacherSignals, train_student
 from tinystudent.train import loop as train_code
 from tinystudent.train.loop import holdout_split
 
@@ -84,6 +85,8 @@ class RunDir(Stages):
     def __init__(self, root: str | Path, recipe: Recipe) -> None:
         super().__init__(root)
         self.recipe = recipe
+        # Resolved once, before any stage: `cuda` on a machine without one stops here.
+        self.device = resolve_device(recipe.device)
         self.split = self.root / "data" / "split.json"
         self.teacher = self.root / "teacher"
         self.student = self.root / "student"
@@ -163,7 +166,7 @@ def fit_teacher(
     if run.is_done(stage, key, out_dir / "teacher.json"):
         run.mark(stage, key, ran=False)
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # left by a crash after the save
-        return kind.load(out_dir, cache, split.multi_label)
+        return kind.open(out_dir, cache, split.multi_label, run.device)
     gold: Any = split.train_targets if split.multi_label else split.train_labels
     request = FitRequest(
         split.label_names,
@@ -174,6 +177,7 @@ def fit_teacher(
         cache,
         ckpt_dir,
         split.multi_label,
+        run.device,
     )
     teacher, train_log = kind.fit(request)
     teacher.save(out_dir)
@@ -342,6 +346,7 @@ def stage_student(
             slot.out,
             backend=r.scale.ddp_backend,
             checkpoint_dir=slot.ckpt,
+            device=r.device,
         )
     else:
         seed_everything(r.train.seed)  # initial weights independent of the stages before
@@ -349,7 +354,13 @@ def stage_student(
         if split.multi_label:
             student.set_multi_label()
         result = train_student(
-            student, transfer, signals, labels, r.train, checkpoint_dir=slot.ckpt
+            student,
+            transfer,
+            signals,
+            labels,
+            r.train,
+            checkpoint_dir=slot.ckpt,
+            strategy=Strategy(run.device),
         )
     log_data = result.log()
     if split.multi_label:
@@ -381,7 +392,7 @@ def stage_transfer(run: RunDir, split: Split) -> tuple[list[str], list[int], lis
         return texts, labels, gold + ["pool"] * (len(texts) - len(gold))
     from tinystudent.generate import build_transfer_set
 
-    pairs = build_transfer_set(split, r.generate, run.root / "generate")
+    pairs = build_transfer_set(split, r.generate, run.root / "generate", device=str(run.device))
     run.ran["generate"] = "ran"
     texts = split.train_texts + [t for t, _ in pairs]
     return texts, split.train_labels + [-1] * len(pairs), gold + [s for _, s in pairs]
@@ -430,6 +441,8 @@ def label_all(
             r.scale.label_batch_size,
             r.scale.ray_address,
             shard_size=r.label.shard_size,
+            device=r.device,
+            gpus_per_worker=r.scale.label_gpus,
         )
         return both[: len(transfer)], both[len(transfer) :], stats, LabelStats(total=len(test))
     probs, stats = label_texts(teacher, transfer, run.cache, r.label.shard_size)
@@ -520,6 +533,7 @@ def _run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
         "transfer_dropped_unsure": unsure,
         "data_cleaning": split.cleaning,
         "torch_threads": torch.get_num_threads(),
+        "device": str(resolve_device(recipe.device)),
         "teacher": _system_entry(
             teacher_name,
             test_probs,
@@ -697,6 +711,7 @@ def _finish_multilabel(
         "transfer_sources": sources,
         "data_cleaning": split.cleaning,
         "torch_threads": torch.get_num_threads(),
+        "device": str(resolve_device(recipe.device)),
         "teacher": t_entry,
         "student": s_entry,
         "labeling": {"transfer": stats.__dict__, "test": test_stats.__dict__},

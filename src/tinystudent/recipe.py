@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from tinystudent.devices import DeviceName
 from tinystudent.errors import RecipeError
 from tinystudent.generate.run import GenerationConfig
 from tinystudent.io import recipe_key
@@ -204,6 +205,9 @@ class ScaleSpec(_Strict):
     ray_address: str | None = Field(None, description="a Ray cluster (else $RAY_ADDRESS/local)")
     label_workers: int = Field(2, ge=1)
     label_batch_size: int = Field(64, ge=1)
+    label_gpus: float | None = Field(
+        None, ge=0, description="GPUs per Ray labeling worker (default: 1 with device cuda)"
+    )
     nproc: int = Field(1, ge=1, description="student training processes (torch DDP)")
     ddp_backend: Literal["gloo", "nccl"] | None = None
 
@@ -229,6 +233,9 @@ class Recipe(_Strict):
     threads: int | None = Field(
         None, ge=1, description="torch threads for the whole run (pinned: same figures anywhere)"
     )
+    # Where the teacher, the generator and the student's training run; like `threads` and
+    # `scale`, kept out of every stage hash (where, not what: see tinystudent/devices.py).
+    device: DeviceName = "cpu"
 
     _teacher_kind = field_validator("teacher", mode="before")(check_teacher_kind)
 

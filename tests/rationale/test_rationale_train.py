@@ -62,7 +62,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny_lm_dir: Path, tmp_path: Pat
 
     model, tok = load_student(str(tiny_lm_dir))
     resumed, result = train_student(model, tok, data, cfg, ckpt, progress=False)
-    assert result.resumed_from == 4 and result.steps == 6
+    assert result.resumed_step == 4 and result.steps == 6
     assert result.losses == pytest.approx(full.losses, rel=1e-5)
     got = _weights(resumed)
     for k in want:
@@ -76,7 +76,7 @@ def test_checkpoint_of_other_inputs_is_ignored(tiny_lm_dir: Path, tmp_path: Path
     train_student(model, tok, data, cfg, Checkpoint(tmp_path, "a"), progress=False)
     model, tok = load_student(str(tiny_lm_dir))
     _, result = train_student(model, tok, data, cfg, Checkpoint(tmp_path, "b"), progress=False)
-    assert result.resumed_from == 0
+    assert result.resumed_step == 0
 
 
 def test_lora_trains_adapters_and_merges_into_a_plain_model(tiny_lm_dir: Path):

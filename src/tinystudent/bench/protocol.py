@@ -37,7 +37,16 @@ from tinystudent.teachers.registry import kind_of
 from tinystudent.train import loop as train_code
 
 #: What a unit's records depend on beyond the stages: every spec field but these.
-_NOT_IN_UNIT_KEY = {"name", "ks", "seeds", "speed", "budget_minutes", "cache_dir", "work_threads"}
+_NOT_IN_UNIT_KEY = {
+    "name",
+    "ks",
+    "seeds",
+    "speed",
+    "budget_minutes",
+    "cache_dir",
+    "work_threads",
+    "device",
+}
 
 
 def run_benchmark(
@@ -205,7 +214,8 @@ def embed_all(spec: BenchSpec, texts: list[str], progress: Progress) -> dict[str
     missing: dict[str, int] = {}
     for name, cfg in frozen.items():  # the encoder a unit's teacher loads, and its cache
         cache_dir = spec.cache_root() / kind_of(cfg).cache
-        encoders[name] = FrozenEncoderTeacher.from_config([], cfg, cache_dir).encoder
+        teacher = FrozenEncoderTeacher.from_config([], cfg, cache_dir).to(spec.device)
+        encoders[name] = teacher.encoder
         cache = encoders[name].open_cache()
         missing[name] = sum(1 for t in texts if cache.get(t) is None)
         # Prior: ~2e9 parameter-passes per second on two cores (MiniLM ~90/s, mpnet ~18/s).

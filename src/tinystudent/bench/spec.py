@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tinystudent.devices import DeviceName
 from tinystudent.errors import RecipeError
 from tinystudent.io import recipe_key
 from tinystudent.recipe import (
@@ -145,6 +146,7 @@ class BenchSpec(_Strict):
         1, description="torch threads for the untimed work; auto: 1 if the machine is busy"
     )
     budget_minutes: float | None = Field(None, gt=0, description="the run time this is sized for")
+    device: DeviceName = "cpu"
 
     @field_validator("teachers", mode="before")
     @classmethod
@@ -196,7 +198,7 @@ class BenchSpec(_Strict):
     def digest(self) -> str:
         """Key of what the numbers depend on (not the speed settings or the budget); a spec
         without amalgamation keeps the digest it had before the field existed."""
-        skip = {"speed", "budget_minutes", "cache_dir", "work_threads"}
+        skip = {"speed", "budget_minutes", "cache_dir", "work_threads", "device"}
         if self.amalgamation is None:
             skip.add("amalgamation")
         return recipe_key(self, exclude=skip)
@@ -228,6 +230,7 @@ def unit_recipe(spec: BenchSpec, k: int, seed: int) -> Recipe:
         amalgamation=spec.amalgamation.combine if spec.amalgamation else None,
         label=LabelSpec(cache_dir=str(spec.cache_root())),
         train=spec.train.model_copy(update={"seed": seed}),
+        device=spec.device,
     )
 
 

@@ -27,8 +27,8 @@ from tinystudent.embeddings.recipe import EmbedRecipe, load_embed_recipe, parse_
 from tinystudent.embeddings.student import EmbeddingStudent, load_embedding_student
 from tinystudent.embeddings.teacher import CachedTeacher, SentenceTeacher, SentenceTeacherConfig
 from tinystudent.embeddings.train import (
+    EmbedFitResult,
     EmbedTrainConfig,
-    EmbedTrainResult,
     distill_embedding_student,
     fit_embedding_student,
 )
@@ -38,7 +38,7 @@ __all__ = [
     "EmbedDataSpec",
     "EmbedRecipe",
     "EmbedTrainConfig",
-    "EmbedTrainResult",
+    "EmbedFitResult",
     "EmbeddingStudent",
     "EvalConfig",
     "EvalTask",

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from tinystudent.devices import resolve_device
 from tinystudent.embeddings.data import collect_texts
 from tinystudent.embeddings.evaluate import evaluate_encoder
 from tinystudent.embeddings.recipe import EmbedRecipe
@@ -48,7 +48,8 @@ def run_embed_distill(recipe: EmbedRecipe, out_dir: str | Path) -> dict[str, Any
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     transfer = collect_texts(recipe.data)
-    teacher = SentenceTeacher.load(recipe.teacher)
+    device = resolve_device(recipe.device)  # before any work: `cuda` without one stops here
+    teacher = SentenceTeacher.load(recipe.teacher, device)
     reference = CachedTeacher(teacher, recipe.cache_dir or out / "cache", recipe.shard_size)
     targets = reference(transfer.texts)
 
@@ -60,9 +61,15 @@ def run_embed_distill(recipe: EmbedRecipe, out_dir: str | Path) -> dict[str, Any
     if model is None:
         options = student_options(recipe.student.kind, recipe.student.options, teacher.cfg.model)
         model, result = distill_embedding_student(
-            recipe.student.kind, options, transfer.texts, targets, recipe.objective, recipe.train
+            recipe.student.kind,
+            options,
+            transfer.texts,
+            targets,
+            recipe.objective,
+            recipe.train,
+            device,
         )
-        train_log = asdict(result)
+        train_log = result.log()
         teacher_info = {"model": teacher.cfg.model, "dim": teacher.dim}
         model.save(
             student_dir, {"recipe_hash": key, "teacher": teacher_info, "training": train_log}

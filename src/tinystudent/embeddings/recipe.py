@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tinystudent.devices import DeviceName
 from tinystudent.embeddings.data import EmbedDataSpec
 from tinystudent.embeddings.evaluate import EvalConfig
 from tinystudent.embeddings.objectives import ObjectiveConfig
@@ -34,6 +35,8 @@ class EmbedRecipe(BaseModel):
     evaluate: EvalConfig = EvalConfig()
     cache_dir: str | None = Field(None, description="teacher-embedding cache (default: run/cache)")
     shard_size: int = Field(1024, ge=1, description="texts per cache shard")
+    # Where the teacher encodes and the student trains; not in `training_hash` (where, not what).
+    device: DeviceName = "cpu"
 
     def training_hash(self) -> str:
         """Hash of what the trained student depends on: a rerun retrains only when it changes."""

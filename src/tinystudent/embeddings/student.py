@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tinystudent.devices import module_device, to_device
 from tinystudent.embeddings.evaluate import unit_rows
 from tinystudent.errors import TinyStudentError
 from tinystudent.io import read_json, save_safetensors, write_json
@@ -110,10 +111,11 @@ class EmbeddingStudent(nn.Module):
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
-            vectors = self(**self.featurize([texts[j] for j in idx])).float()
+            feats = to_device(self.featurize([texts[j] for j in idx]), module_device(self))
+            vectors = self(**feats).float()
             if normalize_embeddings:
                 vectors = nn.functional.normalize(vectors, dim=-1)
-            out[idx] = vectors.numpy()
+            out[idx] = vectors.cpu().numpy()
         return out[0] if single else out
 
     def get_embedding_dimension(self) -> int:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tinystudent.assets import resolve_model
 from tinystudent.checkpoint import hash_weights
+from tinystudent.devices import resolve_device
 from tinystudent.errors import AssetMissingError, TinyStudentError
 from tinystudent.evaluate.speed import torch_threads
 from tinystudent.label.embeddings import EmbeddingCache, embed_texts
@@ -48,8 +49,12 @@ class SentenceTeacher:
         self._fingerprint: str | None = None
 
     @classmethod
-    def load(cls, cfg: SentenceTeacherConfig | None = None) -> SentenceTeacher:
+    def load(
+        cls, cfg: SentenceTeacherConfig | None = None, device: str | torch.device = "cpu"
+    ) -> SentenceTeacher:
+        """The configured model on `device` (cpu, cuda, auto); vectors come back as numpy."""
         cfg = cfg or SentenceTeacherConfig()
+        where = str(resolve_device(device))
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:
@@ -60,7 +65,7 @@ class SentenceTeacher:
         path = resolve_model(cfg.model)
         check_weights_dir(path, "teacher.model", cfg.allow_pickle, "set teacher.allow_pickle: true")
         try:
-            model = SentenceTransformer(path, device="cpu", trust_remote_code=cfg.trust_remote_code)
+            model = SentenceTransformer(path, device=where, trust_remote_code=cfg.trust_remote_code)
         except (OSError, ValueError) as e:  # missing files, refused custom code, bad config
             msg = " ".join(str(e).split())
             raise TinyStudentError(f"teacher.model {cfg.model!r}: cannot load ({msg})") from None

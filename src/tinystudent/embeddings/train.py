@@ -7,7 +7,7 @@ teacher there (mean cosine) is kept: students memorise a small transfer set (doc
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,8 +19,9 @@ from tinystudent.embeddings.objectives import ObjectiveConfig, distill_objective
 from tinystudent.embeddings.student import EmbeddingStudent
 from tinystudent.evaluate.speed import torch_threads
 from tinystudent.seed import seed_everything
-from tinystudent.train.engine import Fit, Hooks
+from tinystudent.train.engine import Fit, FitResult, Hooks
 from tinystudent.train.rows import bucketed_batches, epoch_steps
+from tinystudent.train.strategy import Strategy
 
 
 class EmbedTrainConfig(BaseModel):
@@ -44,15 +45,14 @@ class EmbedTrainConfig(BaseModel):
 
 
 @dataclass
-class EmbedTrainResult:
-    """Per-epoch log and the chosen epoch, kept in the run's report."""
+class EmbedFitResult(FitResult):
+    """The engine's result (`best_score` is the held-out mean cosine) and the text counts."""
 
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = 0
-    best_val_cosine: float = float("nan")
-    seconds: float = 0.0
     train_texts: int = 0
     val_texts: int = 0
+
+    def log(self) -> dict[str, Any]:
+        return {**super().log(), "train_texts": self.train_texts, "val_texts": self.val_texts}
 
 
 def holdout(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -68,7 +68,7 @@ def mean_cosine(model: EmbeddingStudent, texts: list[str], targets: np.ndarray) 
     """Mean cosine between the student's and the teacher's vectors of `texts`."""
     if not texts:
         return float("nan")
-    mine = torch.from_numpy(model.encode(texts, batch_size=64))
+    mine = torch.from_numpy(model.encode(texts, batch_size=64))  # on the CPU, as numpy
     ref = torch.from_numpy(np.asarray(targets, dtype=np.float32))
     return float(torch.nn.functional.cosine_similarity(mine, ref, dim=-1).mean())
 
@@ -119,8 +119,10 @@ def fit_embedding_student(
     cfg: EmbedTrainConfig,
     val_texts: list[str] | None = None,
     val_targets: np.ndarray | None = None,
-) -> EmbedTrainResult:
-    """Train `model` in place on (text, teacher vector) pairs; keeps the best validation epoch."""
+    device: str | torch.device = "cpu",
+) -> EmbedFitResult:
+    """Train `model` in place on (text, teacher vector) pairs, on `device`; keeps the best
+    validation epoch and leaves the model on the CPU (where it is saved and evaluated)."""
     if len(texts) != len(targets):
         raise ValueError(f"{len(texts)} texts but {len(targets)} teacher vectors")
     val_texts = val_texts or []
@@ -141,28 +143,34 @@ def fit_embedding_student(
         patience=cfg.patience,
         generator=gen,
         desc=f"embedding student {model.kind}",
+        strategy=Strategy(device),
     )
     lengths = [len(t) for t in texts]
-    result = EmbedTrainResult(train_texts=len(texts), val_texts=len(val_texts))
+    history: list[dict[str, float]] = []
 
     def batches(epoch: int) -> list[list[int]]:
         return bucketed_batches(list(range(len(texts))), lengths, cfg.batch_size, gen)
 
-    def step(batch: list[int]) -> dict[str, torch.Tensor]:
-        out = model(**model.featurize([texts[i] for i in batch]))
-        return distill_objective(out, target_t[batch], objective)
+    def prepare(batch: list[int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        return model.featurize([texts[i] for i in batch]), target_t[batch]
+
+    def step(batch: tuple[dict[str, torch.Tensor], torch.Tensor]) -> dict[str, torch.Tensor]:
+        feats, target = batch
+        return distill_objective(model(**feats), target, objective)
 
     def score(epoch: int, means: dict[str, float]) -> float:
         row = {"epoch": float(epoch), **means}
         row["val_cosine"] = mean_cosine(model, val_texts, val_targets)  # type: ignore[arg-type]
-        result.history.append(row)
+        history.append(row)
         return row["val_cosine"] if val_texts else float(epoch)
 
     with torch_threads(cfg.threads):
-        done = fit.run(Hooks(batches, step, score))
-    result.best_epoch = done.best_epoch
-    result.best_val_cosine = done.best_score if val_texts else float("nan")
-    result.seconds = done.seconds
+        done = fit.run(Hooks(batches, step, score, prepare=prepare))
+    model.to("cpu")
+    result = done.extend(EmbedFitResult, train_texts=len(texts), val_texts=len(val_texts))
+    result.history, result.score_name = history, "val_cosine"
+    if not val_texts:
+        result.best_score = float("nan")
     return result
 
 
@@ -173,9 +181,10 @@ def distill_embedding_student(
     targets: np.ndarray,
     objective: ObjectiveConfig | None = None,
     cfg: EmbedTrainConfig | None = None,
-) -> tuple[EmbeddingStudent, EmbedTrainResult]:
+    device: str | torch.device = "cpu",
+) -> tuple[EmbeddingStudent, EmbedFitResult]:
     """Hold out a validation slice, build the student on the rest (vocabulary, word vectors,
-    tokenizer see training texts only), and fit it to the teacher's vectors."""
+    tokenizer see training texts only), and fit it to the teacher's vectors on `device`."""
     objective = objective or ObjectiveConfig()
     cfg = cfg or EmbedTrainConfig()
     targets = np.asarray(targets, dtype=np.float32)
@@ -191,5 +200,6 @@ def distill_embedding_student(
         cfg,
         [texts[i] for i in val_idx],
         targets[val_idx],
+        device,
     )
     return model, result

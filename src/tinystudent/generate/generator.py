@@ -376,10 +376,15 @@ def make_generator(
     base_url: str | None = None,
     api_key_env: str = "OPENAI_API_KEY",
     batch_size: int = 8,
+    device: str = "cpu",
 ) -> Generator:
-    """Build a backend by name (the recipe's `generate.backend` / `generate.model`)."""
+    """Build a backend by name (the recipe's `generate.backend` / `generate.model`); a local
+    transformers model runs on `device` (cpu, cuda, auto)."""
     if backend == "transformers":
-        return TransformersGenerator.from_pretrained(model, batch_size=batch_size)
+        from tinystudent.devices import resolve_device
+
+        where = str(resolve_device(device))
+        return TransformersGenerator.from_pretrained(model, batch_size=batch_size, device=where)
     if backend == "openai":
         return OpenAIGenerator(model, base_url=base_url, api_key_env=api_key_env)
     if backend == "llama_cpp":

@@ -170,8 +170,10 @@ def generate_texts(
     corpus: list[str],
     generator: Generator | None = None,
     deadline: float | None = None,
+    device: str = "cpu",
 ) -> tuple[list[str], dict[str, Any]]:
-    """Kept generated texts (from earlier shards first, then new batches) and a run summary."""
+    """Kept generated texts (from earlier shards first, then new batches) and a run summary;
+    a generator built here runs on `device`."""
     store = ShardStore(out_dir)
     key = shard_key(split, cfg, _generated_name(cfg, generator))
     store.sync_manifest(key, {"config": cfg.model_dump(mode="json")})
@@ -190,7 +192,7 @@ def generate_texts(
 
     with torch_threads(cfg.threads):
         return _generate_more(
-            split, cfg, store, filt, corpus, kept, index, generator, deadline, info
+            split, cfg, store, filt, corpus, kept, index, generator, deadline, info, device
         )
 
 
@@ -205,13 +207,14 @@ def _generate_more(
     generator: Generator | None,
     deadline: float | None,
     info: dict[str, Any],
+    device: str = "cpu",
 ) -> tuple[list[str], dict[str, Any]]:
     """Fine-tune if asked, then sample batch after batch until the budget is met."""
     resumed = len(kept)
     max_batches = _max_batches(cfg)
     start = time.perf_counter()
     gen = generator or make_generator(
-        cfg.backend, cfg.model, cfg.base_url, cfg.api_key_env, cfg.batch_size
+        cfg.backend, cfg.model, cfg.base_url, cfg.api_key_env, cfg.batch_size, device
     )
     strategy = _make_strategy(cfg, gen, split)
     filt.set_echo(strategy.echo_texts)
@@ -274,13 +277,16 @@ def build_transfer_set(
     cfg: GenerationConfig,
     out_dir: str | Path,
     generator: Generator | None = None,
+    device: str = "cpu",
 ) -> list[tuple[str, str]]:
     """(text, source) pairs for the teacher to label, source in pool / generated / augmented.
 
     The gold texts are not included (the caller adds them with their labels) but are used to
     fine-tune, prompt and deduplicate against. With `cfg.enabled` False only the pool comes
-    back (still leak-guarded). Writes `out_dir/shard-*.jsonl` (generated texts, resumable),
-    `out_dir/augmented.jsonl` and `out_dir/summary.json` (counts, drop reasons, speed).
+    back (still leak-guarded). A generator built here (not `generator`) runs on `device`
+    (the recipe's `device`: cpu, cuda, auto). Writes `out_dir/shard-*.jsonl` (generated
+    texts, resumable), `out_dir/augmented.jsonl` and `out_dir/summary.json` (counts, drop
+    reasons, speed).
     """
     start = time.perf_counter()
     deadline = start + cfg.time_limit_s if cfg.time_limit_s else None
@@ -316,7 +322,7 @@ def build_transfer_set(
         )
         if wants_gen:
             generated, info = generate_texts(
-                split, cfg, out, filt, gold + pool, generator, deadline
+                split, cfg, out, filt, gold + pool, generator, deadline, device
             )
             info.update(kept=len(generated), dropped=dict(filt.dropped))
             summary["generated"] = info

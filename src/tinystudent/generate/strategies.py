@@ -85,8 +85,10 @@ def finetune_causal_lm(
     """
     import torch
 
+    from tinystudent.devices import module_device
     from tinystudent.train.causal_lm import pad_right
     from tinystudent.train.engine import Fit, Hooks
+    from tinystudent.train.strategy import Strategy
 
     if not texts:
         raise GenerationError("fine-tuning the generator needs at least one in-domain text")
@@ -109,6 +111,7 @@ def finetune_causal_lm(
         deadline=deadline,
         desc="fine-tuning generator",
         leave=False,
+        strategy=Strategy(module_device(model)),  # where the generator was loaded
     )
     losses: list[float] = []
 
@@ -116,20 +119,20 @@ def finetune_causal_lm(
         for _ in range(steps):  # drawn lazily: a deadline stop draws no further
             yield [texts[rng.randrange(len(texts))] for _ in range(batch_size)]
 
-    def step(batch: list[str]) -> dict[str, Any]:
+    def prepare(batch: list[str]) -> tuple[Any, Any, Any]:
         ids = [
             tokenizer.encode(prefix + _one_line(t) + eos, add_special_tokens=False)[:max_length]
             for t in batch
         ]
-        input_ids, mask, labels = pad_right(ids, None, pad)  # no loss on padding
-        device = next(model.parameters()).device
-        out = model(
-            input_ids=input_ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)
-        )
+        return pad_right(ids, None, pad)  # no loss on padding
+
+    def step(batch: tuple[Any, Any, Any]) -> dict[str, Any]:
+        input_ids, mask, labels = batch  # on the generator's device (the engine moved them)
+        out = model(input_ids=input_ids, attention_mask=mask, labels=labels)
         losses.append(float(out.loss.detach()))
         return {"loss": out.loss}
 
-    if fit.run(Hooks(batches, step)).stopped_by_time:
+    if fit.run(Hooks(batches, step, prepare=prepare)).stopped_by_time:
         log.info("generator fine-tuning stopped by the time limit after %d steps", len(losses))
     return losses
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tinystudent.checkpoint import Checkpoint, fingerprint
+from tinystudent.devices import resolve_device
 from tinystudent.errors import DataError
 from tinystudent.io import read_json, write_json, write_text
 from tinystudent.rationale.data import (
@@ -67,8 +68,11 @@ def load_data(recipe: RationaleRecipe) -> tuple[list[Example], list[Example], Sc
     return train, test, number_match
 
 
-def make_source(spec: RationaleSourceSpec, task: str | None = None) -> RationaleSource:
-    """The recipe's rationale source; `task` is the reasoning-gym task a solver solves."""
+def make_source(
+    spec: RationaleSourceSpec, task: str | None = None, device: str = "cpu"
+) -> RationaleSource:
+    """The recipe's rationale source; `task` is the reasoning-gym task a solver solves; a
+    local LM writing rationales runs on `device`."""
     if spec.source is RationaleSourceKind.dataset:
         return DatasetRationales()
     if spec.source is RationaleSourceKind.solver:
@@ -79,7 +83,7 @@ def make_source(spec: RationaleSourceSpec, task: str | None = None) -> Rationale
 
     backend = "transformers" if spec.source is RationaleSourceKind.transformers else "openai"
     generator = make_generator(
-        backend, spec.model, spec.base_url, spec.api_key_env, batch_size=spec.batch_size
+        backend, spec.model, spec.base_url, spec.api_key_env, spec.batch_size, device
     )
     return GeneratorRationales(
         generator,
@@ -102,7 +106,7 @@ def training_examples(
     cache, meta_path = out / "rationales.jsonl", out / "rationales.json"
     if cache.is_file() and meta_path.is_file() and read_json(meta_path).get("key") == key:
         return load_jsonl(cache), read_json(meta_path)
-    source = make_source(recipe.rationales, recipe.data.task)
+    source = make_source(recipe.rationales, recipe.data.task, recipe.device)
     t0 = time.perf_counter()
     candidates = source.candidates(questions, recipe.data.seed)
     kept, stats = filter_rationales(questions, candidates, scorer)
@@ -138,6 +142,7 @@ def baseline_score(
     if baseline_path.is_file() and read_json(baseline_path).get("key") == bkey:
         return dict(read_json(baseline_path)["result"])
     model, tok = load_student(recipe.student.model, recipe.student.num_layers)
+    model.to(resolve_device(recipe.device))
     untrained = evaluate_student(
         model,
         tok,
@@ -160,19 +165,20 @@ def trained_student(
     cfg = recipe.train
     student_dir = out / "student"
     key = fingerprint(recipe.training_hash(), [e.to_json() for e in examples])
+    device = resolve_device(recipe.device)
     if (student_dir / META).is_file() and read_json(student_dir / META).get("key") == key:
         model, tok = load_student(str(student_dir))
-        return model, tok, dict(read_json(student_dir / META)["train"])
+        return model.to(device), tok, dict(read_json(student_dir / META)["train"])
     model, tok = load_student(recipe.student.model, recipe.student.num_layers)
     ckpt = Checkpoint(out / "checkpoint", key)
-    model, result = train_student(model, tok, examples, cfg, ckpt, progress)
+    model, result = train_student(model, tok, examples, cfg, ckpt, progress, device)
     train_info = {
         "steps": result.steps,
         "examples": result.examples,
         "dropped_too_long": result.dropped_too_long,
         "seconds": result.seconds,
         "stopped_by_time": result.stopped_by_time,
-        "resumed_from": result.resumed_from,
+        "resumed_from": result.resumed_step,
         "first_loss": result.losses[0] if result.losses else None,
         "last_loss": result.losses[-1] if result.losses else None,
     }
@@ -182,9 +188,9 @@ def trained_student(
             "steps; the checkpoint is kept: rerun to continue"
         )
     meta = {"key": key, "train": train_info, "recipe": recipe.model_dump(mode="json")}
-    save_student(model, tok, student_dir, meta)
+    save_student(model.to("cpu"), tok, student_dir, meta)  # weights saved from the CPU
     ckpt.clear()
-    return model, tok, train_info
+    return model.to(device), tok, train_info
 
 
 def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> dict[str, Any]:
@@ -192,6 +198,7 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    resolve_device(recipe.device)  # before any work: `cuda` on a machine without one stops here
     cfg = recipe.train
     train_all, test, scorer = load_data(recipe)
     questions = train_all[: cfg.num_examples]

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tinystudent.devices import DeviceName
 from tinystudent.io import recipe_key
 from tinystudent.rationale.sources import DEFAULT_INSTRUCTION
 from tinystudent.rationale.train import RationaleTrainConfig
@@ -104,6 +105,8 @@ class RationaleRecipe(_Strict):
     student: StudentModel = StudentModel()
     train: RationaleTrainConfig = RationaleTrainConfig()
     evaluate: RationaleEval = RationaleEval()
+    # Where the rationale LM, the student's training and its evaluation run; in no hash.
+    device: DeviceName = "cpu"
 
     @model_validator(mode="after")
     def _solver_needs_gym(self) -> RationaleRecipe:

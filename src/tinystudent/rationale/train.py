@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from tinystudent.checkpoint import Checkpoint
@@ -27,7 +28,8 @@ from tinystudent.errors import AssetMissingError, DataError
 from tinystudent.rationale.data import Example
 from tinystudent.rationale.format import Mode, Task, rows
 from tinystudent.train.causal_lm import encode_prompt_target, masked_lm_loss, pad_right
-from tinystudent.train.engine import Fit, Hooks
+from tinystudent.train.engine import Fit, FitResult, Hooks
+from tinystudent.train.strategy import Strategy
 
 log = logging.getLogger(__name__)
 PEFT_PIP = "pip install 'tinystudent[rationale]'  (or: pip install peft)"
@@ -83,15 +85,14 @@ class Encoded:
 
 
 @dataclass
-class TrainResult:
-    steps: int
-    losses: list[float]
-    seconds: float
-    examples: int
-    dropped_too_long: int
-    stopped_by_time: bool = False
-    resumed_from: int = 0
+class RationaleFitResult(FitResult):
+    """The engine's result (steps, `resumed_step`, `stopped_by_time`, seconds) plus the loss
+    of every step, per task, and what the training data held."""
+
+    losses: list[float] = field(default_factory=list)
     task_losses: dict[str, list[float]] = field(default_factory=dict)
+    examples: int = 0
+    dropped_too_long: int = 0
 
 
 def encode_examples(
@@ -113,17 +114,26 @@ def encode_examples(
     return groups, too_long
 
 
-def task_losses(model: Any, batch: Sequence[Sequence[Encoded]], pad_id: int) -> dict[Task, Any]:
-    """Mean target-token loss per task over a batch of example groups (one forward per task)."""
+def task_tensors(batch: Sequence[Sequence[Encoded]], pad_id: int) -> dict[Task, Any]:
+    """Per task, the padded (input_ids, attention_mask, labels) of a batch of example groups,
+    as CPU tensors (the engine moves them to the model's device)."""
     by_task: dict[Task, list[Encoded]] = {}
     for group in batch:
         for row in group:
             by_task.setdefault(row.task, []).append(row)
-    out = {}
-    for task, rows_ in by_task.items():
-        ids, mask, labels = pad_right([r.ids for r in rows_], [r.labels for r in rows_], pad_id)
-        out[task] = masked_lm_loss(model, ids, mask, labels)
-    return out
+    return {
+        task: pad_right([r.ids for r in rows_], [r.labels for r in rows_], pad_id)
+        for task, rows_ in by_task.items()
+    }
+
+
+def task_losses(model: Any, batch: Sequence[Sequence[Encoded]], pad_id: int) -> dict[Task, Any]:
+    """Mean target-token loss per task over a batch of example groups (one forward per task)."""
+    return _losses(model, task_tensors(batch, pad_id))
+
+
+def _losses(model: Any, tensors: dict[Task, Any]) -> dict[Task, Any]:
+    return {task: masked_lm_loss(model, *t) for task, t in tensors.items()}
 
 
 def mix_losses(losses: dict[Task, Any], mode: Mode, label_weight: float) -> Any:
@@ -170,20 +180,10 @@ def merge_lora(model: Any) -> Any:
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
 
 
-def train_student(
-    model: Any,
-    tokenizer: Any,
-    examples: Sequence[Example],
-    cfg: RationaleTrainConfig,
-    checkpoint: Checkpoint | None = None,
-    progress: bool = True,
-) -> tuple[Any, TrainResult]:
-    """Train in place (or through LoRA adapters, merged at the end); returns the model to save.
-
-    Resumes from `checkpoint` when it holds a state for the same key."""
-    import torch
-
-    t0 = time.perf_counter()
+def _training_rows(
+    tokenizer: Any, examples: Sequence[Example], cfg: RationaleTrainConfig
+) -> tuple[list[list[Encoded]], int, int]:
+    """The encoded example groups, how many were too long, and the padding id."""
     # The caller has already cut the data to the budget (`num_examples` questions); with
     # sampled rationales a question may bring several examples, all of them are used.
     groups, too_long = encode_examples(tokenizer, examples, cfg.mode, cfg.max_seq_len)
@@ -202,7 +202,24 @@ def train_student(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if pad is None:
         raise DataError("the student's tokenizer has neither a pad nor an EOS token")
+    return groups, too_long, int(pad)
 
+
+def train_student(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    cfg: RationaleTrainConfig,
+    checkpoint: Checkpoint | None = None,
+    progress: bool = True,
+    device: str | torch.device = "cpu",
+) -> tuple[Any, RationaleFitResult]:
+    """Train in place (or through LoRA adapters, merged at the end) on `device`; returns the
+    model to save (still on `device`).
+
+    Resumes from `checkpoint` when it holds a state for the same key."""
+    t0 = time.perf_counter()
+    groups, too_long, pad = _training_rows(tokenizer, examples, cfg)
     torch.manual_seed(cfg.seed)
     if cfg.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
@@ -223,12 +240,18 @@ def train_student(
         deadline=t0 + cfg.max_minutes * 60 if cfg.max_minutes else None,
         desc=f"train {cfg.mode.value}",
         progress=progress,
+        strategy=Strategy(device),
     )
-    result = TrainResult(0, [], 0.0, len(groups), too_long, task_losses={t.value: [] for t in Task})
+    result = RationaleFitResult(
+        examples=len(groups), dropped_too_long=too_long, task_losses={t.value: [] for t in Task}
+    )
 
-    def step(s: int) -> dict[str, Any]:
+    def prepare(s: int) -> dict[Task, Any]:
         idx = batch_indices(len(groups), cfg.batch_size, s, cfg.seed)
-        parts = task_losses(model, [groups[i] for i in idx], int(pad))
+        return task_tensors([groups[i] for i in idx], pad)
+
+    def step(tensors: dict[Task, Any]) -> dict[str, Any]:
+        parts = _losses(model, tensors)
         loss = mix_losses(parts, cfg.mode, cfg.label_weight)
         result.losses.append(float(loss.detach()))
         for task, value in parts.items():
@@ -242,13 +265,24 @@ def train_student(
     def save() -> dict[str, Any]:
         return {"losses": result.losses, "task_losses": result.task_losses}
 
-    hooks = Hooks(lambda epoch: range(cfg.steps), step, size=lambda s: 1, save=save, load=load)
-    done = fit.run(hooks)
-    result.steps, result.resumed_from = done.steps, done.resumed_step
-    result.stopped_by_time = done.stopped_by_time
+    hooks = Hooks(
+        lambda epoch: range(cfg.steps),
+        step,
+        size=lambda s: 1,
+        save=save,
+        load=load,
+        prepare=prepare,
+    )
+    done = fit.run(hooks).extend(
+        RationaleFitResult,
+        losses=result.losses,
+        task_losses=result.task_losses,
+        examples=result.examples,
+        dropped_too_long=too_long,
+    )
     if done.resumed_step:
         log.info("resumed rationale training at step %d", done.resumed_step)
     if done.stopped_by_time:
         log.warning("training stopped by train.max_minutes after %d steps", done.steps)
-    result.seconds = time.perf_counter() - t0
-    return (merge_lora(model) if cfg.lora is not None else model), result
+    done.seconds = time.perf_counter() - t0
+    return (merge_lora(model) if cfg.lora is not None else model), done

@@ -22,11 +22,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from tinystudent.devices import DeviceError, check_device_name, resolve_device
 from tinystudent.io import read_json, save_safetensors, write_json
 from tinystudent.losses import NO_LABEL
 from tinystudent.seed import seed_everything
 from tinystudent.students import Student, build_student, load_student
-from tinystudent.train import TeacherSignals, TrainConfig, TrainResult, train_student
+from tinystudent.train import FitResult, TeacherSignals, TrainConfig, train_student
 from tinystudent.train.ddp import DDPStrategy
 
 JOB_FORMAT = 2
@@ -42,8 +43,10 @@ def write_job(
     labels: list[int] | None,
     cfg: TrainConfig,
     checkpoint_dir: str | Path | None = None,
+    device: str = "cpu",
 ) -> Path:
-    """Everything a rank needs, on disk: every rank (on any node) reads the same inputs.
+    """Everything a rank needs, on disk: every rank (on any node) reads the same inputs;
+    `device` travels unresolved (each rank resolves it on its own machine).
 
     Teacher layer outputs cannot travel (they are computed by the teacher per batch), so
     layer-matching objectives train on one process."""
@@ -69,12 +72,13 @@ def write_job(
             "texts": list(texts),
             "labels": [int(y) for y in labels],
             "checkpoint_dir": None if checkpoint_dir is None else str(checkpoint_dir),
+            "device": check_device_name(device),
         },
     )
     return out
 
 
-def run_worker(job_dir: str | Path, out_dir: str | Path) -> TrainResult:
+def run_worker(job_dir: str | Path, out_dir: str | Path) -> FitResult:
     """One rank's training: `train_student` with this rank's DDP strategy; rank 0 saves the
     best weights (safetensors) and `train_log.json`."""
     job = read_json(Path(job_dir) / "job.json")
@@ -88,7 +92,7 @@ def run_worker(job_dir: str | Path, out_dir: str | Path) -> TrainResult:
         probs=arrays["probs"].numpy(), embeddings=None if emb is None else emb.numpy()
     )
     cfg = TrainConfig(**job["train"])
-    strategy = DDPStrategy.from_env(cfg.seed)
+    strategy = DDPStrategy.from_env(cfg.seed, job.get("device", "cpu"))
     seed_everything(cfg.seed)  # identical initial weights on every rank (DDP re-broadcasts)
     student = build_student(job["student_kind"], job["options"], job["label_names"])
     result = train_student(
@@ -106,15 +110,23 @@ def run_worker(job_dir: str | Path, out_dir: str | Path) -> TrainResult:
     return result
 
 
-def init_from_env(backend: str | None = None) -> None:
+def default_backend(device: str) -> str:
+    """nccl when the ranks train on CUDA (one GPU per local rank), gloo on the CPU."""
+    return "nccl" if resolve_device(device).type == "cuda" else "gloo"
+
+
+def job_device(job_dir: str | Path) -> str:
+    """The device a job's ranks train on (written by `write_job`)."""
+    return str(read_json(Path(job_dir) / "job.json").get("device", "cpu"))
+
+
+def init_from_env(backend: str | None = None, device: str = "cpu") -> None:
     """Join the process group torchrun (or `train_student_ddp`) described in the environment.
 
-    Reads RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT; nccl where CUDA is available (one
-    GPU per local rank), gloo on CPU.
+    Reads RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT; without a `backend`, nccl when
+    `device` resolves to CUDA here, gloo otherwise.
     """
-    if backend is None:
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend=backend, init_method="env://")
+    dist.init_process_group(backend=backend or default_backend(device), init_method="env://")
 
 
 def _spawned(rank: int, world: int, port: int, job_dir: str, out_dir: str, backend: str) -> None:
@@ -153,16 +165,24 @@ def train_student_ddp(
     out_dir: str | Path,
     backend: str | None = None,
     checkpoint_dir: str | Path | None = None,
-) -> tuple[Student, TrainResult]:
+    device: str = "cpu",
+) -> tuple[Student, FitResult]:
     """Train on `nproc` local processes and return the saved student (loaded back) and its log.
 
     `nproc=1` runs in this process with no process group: the same code, which reproduces
     `train_student` exactly. The job inputs go to `out_dir/.ddp-job` and are removed after
     success; the student and `train_log.json` land in `out_dir`. With `checkpoint_dir`, rank
-    0 saves every epoch there and a rerun resumes from the last one.
+    0 saves every epoch there and a rerun resumes from the last one. With a CUDA `device`,
+    each rank trains on the GPU of its local rank (nccl), so `nproc` is at most the GPU count.
     """
     if nproc < 1:
         raise ValueError(f"nproc must be >= 1, got {nproc}")
+    where = resolve_device(device)
+    if nproc > 1 and where.type == "cuda" and torch.cuda.device_count() < nproc:
+        raise DeviceError(
+            f"scale.nproc {nproc} with device {device!r}: this machine has "
+            f"{torch.cuda.device_count()} CUDA GPU(s), one per rank; lower nproc or use cpu"
+        )
     out = Path(out_dir)
     job = write_job(
         out / ".ddp-job",
@@ -174,23 +194,17 @@ def train_student_ddp(
         labels,
         cfg,
         checkpoint_dir,
+        device,
     )
     if nproc == 1:
         run_worker(job, out)
     else:
         import torch.multiprocessing as mp
 
-        if backend is None:
-            backend = "nccl" if torch.cuda.device_count() >= nproc else "gloo"
+        backend = backend or default_backend(device)
         args = (nproc, _free_port(), str(job), str(out), backend)
         mp.spawn(_spawned, args=args, nprocs=nproc, join=True)
     shutil.rmtree(job, ignore_errors=True)
     log = read_json(out / "train_log.json")
-    result = TrainResult(
-        history=log["history"],
-        best_epoch=log["best_epoch"],
-        best_val_agreement=log["best_val_agreement"],
-        seconds=log["seconds"],
-        resumed_from_epoch=log["resumed_from_epoch"],
-    )
+    result = FitResult.from_log(log, "val_agreement")
     return load_student(out), result

@@ -12,7 +12,7 @@ import os
 
 import torch.distributed as dist
 
-from tinystudent.scale.ddp import init_from_env, run_worker
+from tinystudent.scale.ddp import init_from_env, job_device, run_worker
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
-        init_from_env(args.backend)
+        init_from_env(args.backend, job_device(args.job_dir))
     try:
         run_worker(args.job_dir, args.out_dir)
         if distributed:

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 from tqdm.auto import tqdm
 
+from tinystudent.devices import check_device_name
 from tinystudent.errors import AssetMissingError, TinyStudentError
 from tinystudent.io import read_json
 from tinystudent.label.cache import LabelStats, SoftLabelCache
@@ -159,13 +160,15 @@ def map_batches_actors(
 
 
 class _TeacherLabeler:
-    """Loads a saved teacher inside an actor; answers with its fingerprint so the driver can
-    refuse results from a different model (a stale copy of the directory on another node)."""
+    """Loads a saved teacher inside an actor, on `device` as resolved on the actor's own
+    machine (`auto`: its GPU when Ray gave it one); answers with its fingerprint so the
+    driver can refuse results from a different model (a stale copy of the directory on
+    another node)."""
 
-    def __init__(self, teacher_dir: str, cache_root: str) -> None:
+    def __init__(self, teacher_dir: str, cache_root: str, device: str = "cpu") -> None:
         from tinystudent.teachers.registry import load_saved
 
-        self.teacher = load_saved(teacher_dir, cache_root)
+        self.teacher = load_saved(teacher_dir, cache_root, device)
         self.fingerprint = self.teacher.fingerprint
 
     def __call__(self, texts: list[str]) -> tuple[str, np.ndarray]:
@@ -182,6 +185,8 @@ def label_texts_ray(
     *,
     shard_size: int = 1024,
     cpus_per_worker: float = 1.0,
+    device: str = "cpu",
+    gpus_per_worker: float | None = None,
 ) -> tuple[np.ndarray, LabelStats]:
     """`label_texts` on a Ray actor pool: same cache, same probabilities, same stats.
 
@@ -190,8 +195,14 @@ def label_texts_ray(
     every node: a shared filesystem or the same copy everywhere). Only texts missing from the
     cache are sent, shortest first in batches of `batch_size`; results are saved by the driver
     in shards of about `shard_size` texts as they arrive, so a crash loses at most one shard
-    and a rerun sends only what is missing.
+    and a rerun sends only what is missing. Each worker puts the teacher on `device`, resolved
+    on its own node; it asks Ray for `gpus_per_worker` GPUs (default: 1 when `device` names
+    cuda, else none: Ray hides the GPUs of a worker that asked for none, so `auto` is the CPU
+    there).
     """
+    check_device_name(device)
+    if gpus_per_worker is None:
+        gpus_per_worker = 1.0 if device.startswith("cuda") else 0.0
     start = time.perf_counter()
     tdir = Path(teacher_dir).expanduser().resolve()
     meta_path = tdir / "teacher.json"
@@ -207,11 +218,14 @@ def label_texts_ray(
     if missing:
         log.info("labeling %d texts on %d Ray workers", len(missing), num_workers)
         results = map_batches_actors(
-            partial(_TeacherLabeler, str(tdir), str(Path(cache_root).expanduser().resolve())),
+            partial(
+                _TeacherLabeler, str(tdir), str(Path(cache_root).expanduser().resolve()), device
+            ),
             missing,
             num_workers,
             batch_size,
             num_cpus=cpus_per_worker,
+            num_gpus=gpus_per_worker,
             address=address,
         )
         buf_texts: list[str] = []

@@ -103,7 +103,13 @@ class EncoderTeacher(nn.Module):
         pooled = (h * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return self.head(self.dropout(pooled))
 
-    def _encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are: `to(device)` moves them, and inference follows."""
+        return self.head.weight.device
+
+    def _encode(self, texts: list[str], on_device: bool = True) -> dict[str, torch.Tensor]:
+        """Token ids and mask, on the teacher's device (or the CPU, for the engine to move)."""
         enc = self.tokenizer(
             texts,
             padding=True,
@@ -111,7 +117,11 @@ class EncoderTeacher(nn.Module):
             max_length=self.cfg.max_length,
             return_tensors="pt",
         )
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+        dev = self.device if on_device else torch.device("cpu")
+        return {
+            "input_ids": enc["input_ids"].to(dev),
+            "attention_mask": enc["attention_mask"].to(dev),
+        }
 
     def fine_tune(
         self,
@@ -128,6 +138,7 @@ class EncoderTeacher(nn.Module):
         epochs were restored (0 for a fresh start).
         """
         from tinystudent.train.engine import Fit, Hooks
+        from tinystudent.train.strategy import Strategy
 
         seed_everything(seed)
         cfg = self.cfg
@@ -148,6 +159,7 @@ class EncoderTeacher(nn.Module):
             checkpoint=open_checkpoint(checkpoint_dir, key),
             generator=torch.Generator().manual_seed(seed),
             desc="teacher fine-tune",
+            strategy=Strategy(self.device),  # where `to(...)` put the teacher
         )
         y_all = torch.tensor(labels)
         losses: list[float] = []
@@ -156,9 +168,12 @@ class EncoderTeacher(nn.Module):
             perm = torch.randperm(len(texts), generator=fit.generator).tolist()
             return [perm[i : i + cfg.batch_size] for i in range(0, len(perm), cfg.batch_size)]
 
-        def step(idx: list[int]) -> dict[str, torch.Tensor]:
-            logits = self(**self._encode([texts[j] for j in idx]))
-            return {"loss": nn.functional.cross_entropy(logits, y_all[idx])}
+        def prepare(idx: list[int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+            return self._encode([texts[j] for j in idx], on_device=False), y_all[idx]
+
+        def step(batch: tuple[dict[str, torch.Tensor], torch.Tensor]) -> dict[str, torch.Tensor]:
+            enc, y = batch
+            return {"loss": nn.functional.cross_entropy(self(**enc), y)}
 
         def score(epoch: int, means: dict[str, float]) -> None:
             losses.append(means["loss"])
@@ -166,7 +181,10 @@ class EncoderTeacher(nn.Module):
         def load(state: dict) -> None:
             losses[:] = [float(x) for x in state["losses"]]
 
-        done = fit.run(Hooks(batches, step, score, save=lambda: {"losses": losses}, load=load))
+        hooks = Hooks(
+            batches, step, score, save=lambda: {"losses": losses}, load=load, prepare=prepare
+        )
+        done = fit.run(hooks)
         self.resumed_from_epoch = done.resumed_epochs
         self.eval()
         self._fingerprint = None
@@ -180,7 +198,7 @@ class EncoderTeacher(nn.Module):
         out = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
         for idx in length_sorted_batches(texts, self.cfg.predict_batch_size):
             logits = self(**self._encode([texts[i] for i in idx]))
-            out[idx] = torch.softmax(logits.float(), -1).numpy()
+            out[idx] = torch.softmax(logits.float(), -1).cpu().numpy()
         return out
 
     @torch.no_grad()
@@ -196,7 +214,7 @@ class EncoderTeacher(nn.Module):
                 torch.manual_seed(seed + i)
                 for idx in length_sorted_batches(texts, self.cfg.predict_batch_size):
                     logits = self(**self._encode([texts[j] for j in idx]))
-                    out[i, idx] = torch.softmax(logits.float(), -1).numpy()
+                    out[i, idx] = torch.softmax(logits.float(), -1).cpu().numpy()
         finally:
             self.train(was_training)
         return out
@@ -214,7 +232,7 @@ class EncoderTeacher(nn.Module):
             enc = self._encode([texts[i] for i in idx])
             h = self.backbone(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
-            out[idx] = ((h * mask).sum(1) / mask.sum(1).clamp(min=1.0)).float().numpy()
+            out[idx] = ((h * mask).sum(1) / mask.sum(1).clamp(min=1.0)).float().cpu().numpy()
         return out
 
     def embed(self, texts: list[str], cache_dir: str | Path | None = None) -> np.ndarray:

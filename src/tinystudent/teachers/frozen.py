@@ -29,6 +29,7 @@ from tinystudent.assets import resolve_model
 from tinystudent.baselines.base import check_fit_inputs, fit_logreg
 from tinystudent.checkpoint import hash_weights
 from tinystudent.code_version import versioned
+from tinystudent.devices import module_device, resolve_device
 from tinystudent.errors import TinyStudentError
 from tinystudent.io import read_json, save_safetensors, write_json
 from tinystudent.label.embeddings import EmbeddingCache, embed_texts
@@ -121,6 +122,16 @@ class SentenceEncoder:
         return int(self.model.config.hidden_size)  # type: ignore[union-attr,arg-type]
 
     @property
+    def device(self) -> torch.device:
+        return module_device(self.model)
+
+    def to(self, device: str | torch.device) -> SentenceEncoder:
+        """Run the encoder on `device` (cpu, cuda, auto); embeddings still come back as CPU
+        numpy arrays, the form the cache keeps."""
+        self.model.to(resolve_device(device))
+        return self
+
+    @property
     def fingerprint(self) -> str:
         """Hash of the weights, the tokenizer and every setting that changes an embedding."""
         if self._fingerprint is None:
@@ -147,14 +158,13 @@ class SentenceEncoder:
                 max_length=self.max_length,
                 return_tensors="pt",
             )
-            h = self.model(
-                input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]
-            ).last_hidden_state
-            m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+            ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+            h = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+            m = mask.unsqueeze(-1).to(h.dtype)
             pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
             if self.normalize:
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            out[idx] = pooled.float().numpy()
+            out[idx] = pooled.float().cpu().numpy()
         return out
 
     def open_cache(self) -> EmbeddingCache:
@@ -283,6 +293,11 @@ class FrozenEncoderTeacher:
             cfg.trust_remote_code,
         )
         return cls(encoder, label_names, cfg)
+
+    def to(self, device: str | torch.device) -> FrozenEncoderTeacher:
+        """Embed on `device`; the head is a numpy matmul on the CPU either way."""
+        self.encoder.to(device)
+        return self
 
     # -- training --------------------------------------------------------------------------
     def fit(self, texts: list[str], labels: list[int], seed: int = 0) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from tinystudent.devices import module_device
 from tinystudent.errors import RecipeError
 from tinystudent.train.batch import TeacherLayers
 
@@ -44,11 +45,14 @@ class LayerSource:
         if "input_ids" not in features:
             raise RecipeError("train.objectives: hidden/attention need a token-id student")
         self.backbone.eval()
+        ids = features["input_ids"]
+        here = module_device(self.backbone)  # the teacher's device; the student's is `ids`'
         out = self.backbone(
-            input_ids=features["input_ids"],
-            attention_mask=features["attention_mask"],
+            input_ids=ids.to(here),
+            attention_mask=features["attention_mask"].to(here),
             output_hidden_states=True,
             output_attentions=self.attentions,
         )
-        attentions = tuple(out.attentions) if self.attentions else None
-        return tuple(out.hidden_states), attentions
+        hidden = tuple(h.to(ids.device) for h in out.hidden_states)
+        attentions = tuple(a.to(ids.device) for a in out.attentions) if self.attentions else None
+        return hidden, attentions

@@ -149,6 +149,10 @@ class TfidfTeacher:
     def logits(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self.features(texts) @ self.weight.T + self.bias, dtype=np.float64)
 
+    def to(self, device: object) -> TfidfTeacher:
+        """Nothing to move: a sparse matmul on the CPU (the one teacher protocol has `to`)."""
+        return self
+
     def predict_proba(self, texts: list[str], use_cache: bool = True) -> np.ndarray:
         """Class probabilities (there is no cache; `use_cache` is for a uniform call)."""
         if not texts:

@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tinystudent.checkpoint import hash_weights
 from tinystudent.code_version import versioned
+from tinystudent.devices import module_device, resolve_device
 from tinystudent.errors import TinyStudentError
 from tinystudent.generate.generator import Transport, default_transport
 from tinystudent.io import read_json, write_json
@@ -228,6 +229,16 @@ class TransformersScorer:
     def num_params(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
+    @property
+    def device(self) -> torch.device:
+        return module_device(self.model)
+
+    def to(self, device: str | torch.device) -> TransformersScorer:
+        """Score on `device`; scores come back as CPU numpy arrays (the score cache's form)."""
+        self.model.to(resolve_device(device))
+        self._prefix = None  # a cached prefix lives on the old device
+        return self
+
     def ids(self, text: str, special: bool = False) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
 
@@ -241,7 +252,8 @@ class TransformersScorer:
             self.model.eval()
             try:
                 with torch.inference_mode():
-                    out = self.model(input_ids=torch.tensor([prefix]), use_cache=True)
+                    ids = torch.tensor([prefix], device=self.device)
+                    out = self.model(input_ids=ids, use_cache=True)
             finally:
                 self.model.train(was_training)
             self._prefix = (key, kv_cache_of(out))
@@ -255,8 +267,11 @@ class TransformersScorer:
         pad = int(pad if pad is not None else 0)
         cached = self.use_prefix_cache and len(prefix) > 0
         lead = [] if cached else prefix
-        ids = torch.tensor([lead + r + [pad] * (width - len(r)) for r in rows])
-        mask = torch.tensor([[1] * (len(prefix) + len(r)) + [0] * (width - len(r)) for r in rows])
+        dev = self.device
+        ids = torch.tensor([lead + r + [pad] * (width - len(r)) for r in rows], device=dev)
+        mask = torch.tensor(
+            [[1] * (len(prefix) + len(r)) + [0] * (width - len(r)) for r in rows], device=dev
+        )
         kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
         if cached:
             past = copy.deepcopy(self._prefix_cache(prefix))
@@ -271,10 +286,10 @@ class TransformersScorer:
             kwargs[kv_cache_argument(decoder)] = past
         hidden = decoder(**kwargs).last_hidden_state
         offset = 0 if cached else len(prefix)
-        r_idx = torch.tensor([i for i, ps in enumerate(positions) for _ in ps])
-        p_idx = torch.tensor([offset + p for ps in positions for p in ps])
+        r_idx = torch.tensor([i for i, ps in enumerate(positions) for _ in ps], device=dev)
+        p_idx = torch.tensor([offset + p for ps in positions for p in ps], device=dev)
         logits = self.model.get_output_embeddings()(hidden[r_idx, p_idx]).float()
-        return torch.log_softmax(logits, -1)
+        return torch.log_softmax(logits, -1).cpu()
 
     @torch.inference_mode()
     def score(self, prefix: str, queries: list[str], continuations: list[str]) -> np.ndarray:
@@ -526,6 +541,12 @@ class LLMTeacher:
         else:
             scorer = TransformersScorer.from_pretrained(cfg.model, cfg.batch_size)
         return cls(scorer, label_names, cfg, cache_dir)
+
+    def to(self, device: str | torch.device) -> LLMTeacher:
+        """Score on `device` (a local model; a server's device is its own business)."""
+        if isinstance(self.scorer, TransformersScorer):
+            self.scorer.to(device)
+        return self
 
     # -- scores ----------------------------------------------------------------------------
     @property

@@ -14,6 +14,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import torch
+
+from tinystudent.devices import resolve_device
 from tinystudent.errors import RecipeError
 from tinystudent.evaluate import throughput
 from tinystudent.teachers import encoder, frozen, lexical, llm, setfit
@@ -22,8 +25,9 @@ from tinystudent.teachers import multilabel as multilabel_code
 
 @dataclass(frozen=True)
 class FitRequest:
-    """What fitting a teacher reads: its classes and config, the gold set and where to keep
-    per-text work (`cache_dir`) and unfinished training state (`checkpoint_dir`)."""
+    """What fitting a teacher reads: its classes and config, the gold set, where to keep
+    per-text work (`cache_dir`) and unfinished training state (`checkpoint_dir`), and the
+    torch device it trains and predicts on (the recipe's `device`, resolved)."""
 
     label_names: list[str]
     cfg: Any
@@ -33,6 +37,7 @@ class FitRequest:
     cache_dir: Path
     checkpoint_dir: Path | None
     multi_label: bool = False
+    device: torch.device = torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,13 @@ class TeacherKind:
     def code_version(self) -> int:
         return int(self.module.CODE_VERSION)
 
+    def open(
+        self, saved: Path, cache: Path, multi_label: bool, device: str | torch.device = "cpu"
+    ) -> Any:
+        """`load`, then the teacher moved to `device` (resolved here: on a Ray worker, its
+        own machine's answer to `auto`)."""
+        return self.load(saved, cache, multi_label).to(resolve_device(device))
+
     def cost(self, teacher: Any, saved: Path | None, probe: list[str]) -> tuple[int, float]:
         """(bytes, texts/s in this process) for the report."""
         probe = probe[: self.probe_limit] if self.probe_limit else probe
@@ -74,7 +86,7 @@ def _fit_encoder(req: FitRequest) -> tuple[Any, dict[str, Any]]:
     from tinystudent.seed import seed_everything
 
     seed_everything(req.seed)  # the new head's init must not depend on what ran before
-    teacher = encoder.EncoderTeacher.from_pretrained(req.label_names, req.cfg)
+    teacher = encoder.EncoderTeacher.from_pretrained(req.label_names, req.cfg).to(req.device)
     losses = teacher.fine_tune(
         req.texts, req.gold, seed=req.seed, checkpoint_dir=req.checkpoint_dir
     )
@@ -95,6 +107,7 @@ def _frozen_class(multi_label: bool) -> Any:
 
 def _fit_frozen(req: FitRequest) -> tuple[Any, dict[str, Any]]:
     teacher = _frozen_class(req.multi_label).from_config(req.label_names, req.cfg, req.cache_dir)
+    teacher.to(req.device)
     return teacher, {"fit": teacher.fit(req.texts, req.gold, seed=req.seed)}
 
 
@@ -104,7 +117,7 @@ def _load_frozen(saved: Path, cache: Path, multi_label: bool) -> Any:
 
 # -- LLM ---------------------------------------------------------------------------------------
 def _fit_llm(req: FitRequest) -> tuple[Any, dict[str, Any]]:
-    teacher = llm.LLMTeacher.from_config(req.label_names, req.cfg, req.cache_dir)
+    teacher = llm.LLMTeacher.from_config(req.label_names, req.cfg, req.cache_dir).to(req.device)
     return teacher, {"fit": teacher.fit(req.texts, req.gold, seed=req.seed)}
 
 
@@ -125,6 +138,7 @@ def _fit_setfit(req: FitRequest) -> tuple[Any, dict[str, Any]]:
         seed=req.seed,
         cache_dir=req.cache_dir,
         checkpoint_dir=req.checkpoint_dir,
+        device=req.device,
     )
     return teacher, {
         "fit": teacher.fit_info,
@@ -208,9 +222,10 @@ def kind_of(cfg: Any) -> TeacherKind:
 SAVED_KINDS = {"encoder": "finetune"}
 
 
-def load_saved(saved: str | Path, cache_root: str | Path) -> Any:
-    """Any saved teacher, its kind read from its `teacher.json`; its per-text work (embeddings,
-    LM scores) is looked up under `cache_root`, as the pipeline's run cache lays it out."""
+def load_saved(saved: str | Path, cache_root: str | Path, device: str = "cpu") -> Any:
+    """Any saved teacher, its kind read from its `teacher.json`, on `device`; its per-text
+    work (embeddings, LM scores) is looked up under `cache_root`, as the pipeline's run cache
+    lays it out."""
     from tinystudent.errors import TinyStudentError
     from tinystudent.io import read_json
 
@@ -222,4 +237,4 @@ def load_saved(saved: str | Path, cache_root: str | Path) -> Any:
     kind = TEACHERS.get(SAVED_KINDS.get(name, name))
     if kind is None:
         raise TinyStudentError(f"{d}: unknown teacher kind {name!r} in teacher.json")
-    return kind.load(d, Path(cache_root) / kind.cache, bool(meta.get("multi_label")))
+    return kind.open(d, Path(cache_root) / kind.cache, bool(meta.get("multi_label")), device)

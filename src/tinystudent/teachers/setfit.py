@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from tinystudent.assets import resolve_model
 from tinystudent.baselines.base import check_fit_inputs
 from tinystudent.checkpoint import fingerprint
+from tinystudent.devices import resolve_device
 from tinystudent.errors import TinyStudentError
 from tinystudent.io import read_json, save_safetensors, write_json
 from tinystudent.teachers.frozen import (
@@ -104,6 +106,11 @@ class SetFitTeacher:
     def encoder(self) -> SentenceEncoder:
         return self.inner.encoder
 
+    def to(self, device: str | torch.device) -> SetFitTeacher:
+        """Embed on `device` (the tuned body runs there; the head stays a numpy matmul)."""
+        self.inner.to(device)
+        return self
+
     # -- training --------------------------------------------------------------------------
     @classmethod
     def train(
@@ -115,8 +122,11 @@ class SetFitTeacher:
         seed: int = 0,
         cache_dir: str | Path | None = None,
         checkpoint_dir: str | Path | None = None,
+        device: str | torch.device = "cpu",
     ) -> SetFitTeacher:
-        """Run SetFit on the k-shot set; `cfg.seed` wins over `seed` (the data's)."""
+        """Run SetFit on the k-shot set, on `device`; `cfg.seed` wins over `seed` (the
+        data's)."""
+        device = resolve_device(device)
         check_fit_inputs(texts, labels, len(label_names))
         seed = cfg.seed if cfg.seed is not None else seed
         base = resolve_model(cfg.model)
@@ -125,7 +135,7 @@ class SetFitTeacher:
         body = work / "body"
         try:
             resumed = (work / "body.json").is_file() and read_json(work / "body.json") == key
-            model = _setfit_model(str(body if resumed else base), seed)
+            model = _setfit_model(str(body if resumed else base), seed, str(device))
             model.model_body.max_seq_length = cfg.max_length
             if not resumed:
                 shutil.rmtree(body, ignore_errors=True)
@@ -136,7 +146,7 @@ class SetFitTeacher:
             encoder = SentenceEncoder.from_pretrained(
                 str(body), cfg.max_length, body_layout(body), cfg.predict_batch_size, cache_dir
             )
-            frozen = FrozenEncoderTeacher(encoder, label_names, _frozen_cfg(cfg))
+            frozen = FrozenEncoderTeacher(encoder, label_names, _frozen_cfg(cfg)).to(device)
             frozen.weight, frozen.bias = linear_head(model.model_head, len(label_names))
             diff = _export_gap(model, frozen, texts)
             if diff > EXPORT_TOLERANCE:
@@ -240,22 +250,24 @@ def _frozen_cfg(cfg: SetFitTeacherConfig) -> FrozenTeacherConfig:
 
 
 def _tensor(a: np.ndarray) -> Any:
-    import torch
-
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
-def _setfit_model(path: str, seed: int) -> Any:
-    """A SetFitModel on the CPU with the library's default head (sklearn LR)."""
+def _setfit_model(path: str, seed: int, device: str = "cpu") -> Any:
+    """A SetFitModel on `device` with the library's default head (sklearn LR)."""
     setfit = _import_setfit()
     from transformers import set_seed
 
     set_seed(seed)  # the LR head and any freshly built pooling are seeded too
-    return setfit.SetFitModel.from_pretrained(path, device="cpu", local_files_only=True)
+    return setfit.SetFitModel.from_pretrained(path, device=device, local_files_only=True)
 
 
 def _contrastive(
-    model: Any, cfg: SetFitTeacherConfig, texts: list[str], labels: list[int], seed: int,
+    model: Any,
+    cfg: SetFitTeacherConfig,
+    texts: list[str],
+    labels: list[int],
+    seed: int,
     out: Path,
 ) -> None:
     """The library's embedding phase only (its progress bar is the stage's); no checkpoints:

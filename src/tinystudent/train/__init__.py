@@ -2,11 +2,13 @@
 
 from tinystudent.train.batch import TeacherSignals, TrainBatch
 from tinystudent.train.config import ObjectiveSpec, ScheduleSpec, TrainConfig
-from tinystudent.train.loop import TrainResult, train_student
+from tinystudent.train.engine import FitResult
+from tinystudent.train.loop import train_student
 from tinystudent.train.objectives import OBJECTIVES, Objective, ObjectiveConfig, register_objective
 from tinystudent.train.strategy import Strategy
 
 __all__ = [
+    "FitResult",
     "OBJECTIVES",
     "Objective",
     "ObjectiveConfig",
@@ -16,7 +18,6 @@ __all__ = [
     "TeacherSignals",
     "TrainBatch",
     "TrainConfig",
-    "TrainResult",
     "register_objective",
     "train_student",
 ]

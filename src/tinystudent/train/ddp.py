@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from tinystudent.devices import resolve_device
 from tinystudent.losses import NO_LABEL
 from tinystudent.train.strategy import Strategy
 
@@ -53,16 +54,17 @@ class DDPStrategy(Strategy):
         self._inside: set[int] = set()
 
     @classmethod
-    def from_env(cls, seed: int) -> "DDPStrategy":
-        """This process's rank in the joined process group (rank 0 of 1 when there is none);
-        under nccl, the GPU of its local rank."""
-        rank, world, device = 0, 1, torch.device("cpu")
+    def from_env(cls, seed: int, device: str = "cpu") -> "DDPStrategy":
+        """This process's rank in the joined process group (rank 0 of 1 when there is none)
+        and its device: `device` resolved on this machine; in a group, a CUDA device (or the
+        nccl backend) means the GPU of this process's local rank."""
+        rank, world, where = 0, 1, resolve_device(device)
         if dist.is_available() and dist.is_initialized():
             rank, world = dist.get_rank(), dist.get_world_size()
-            if dist.get_backend() == "nccl":
-                device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-                torch.cuda.set_device(device)
-        return cls(rank, world, device, seed)
+            if dist.get_backend() == "nccl" or where.type == "cuda":
+                where = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+                torch.cuda.set_device(where)
+        return cls(rank, world, where, seed)
 
     def wrap(self, student: nn.Module) -> nn.Module:
         if self.world == 1:

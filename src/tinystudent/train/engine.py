@@ -17,14 +17,15 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from tinystudent.checkpoint import Checkpoint, rng_state, set_rng_state, slow_step
+from tinystudent.devices import to_device
 from tinystudent.errors import DataError
 from tinystudent.train.strategy import Strategy
 
@@ -88,36 +89,95 @@ def _ignore(state: dict[str, Any]) -> None:
     return None
 
 
+def _as_is(batch: Any) -> Any:
+    return batch
+
+
 @dataclass
 class Hooks:
     """What one training run supplies; everything else is the engine's.
 
-    `step` returns named loss parts, summed and backpropagated; `size` is a batch's row
-    count, the weight of its parts in the epoch means handed to `score`; `save`/`load` carry
-    the run's own state (history, objectives) through checkpoints.
+    `prepare` turns one of `batches`' items into CPU tensors (tokenised texts, targets);
+    the engine moves every tensor in what it returns to the run's device and hands that to
+    `step`, which returns named loss parts, summed and backpropagated. `size` is a batch's
+    row count (of the item `batches` gave), the weight of its parts in the epoch means
+    handed to `score`; `save`/`load` carry the run's own state (history, objectives)
+    through checkpoints.
     """
 
     batches: Callable[[int], Iterable[Any]]
     step: Callable[[Any], dict[str, Tensor]]
     score: Callable[[int, dict[str, float]], float | None] = _no_score
     size: Callable[[Any], int] = len
+    prepare: Callable[[Any], Any] = _as_is
     save: Callable[[], dict[str, Any]] = _no_state
     load: Callable[[dict[str, Any]], None] = _ignore
 
 
 @dataclass
 class FitResult:
-    """How a run went: counters for logs and reports."""
+    """How a run went: the one result every training run in the toolkit returns.
+
+    The engine fills the counters; a run that scores its epochs adds its per-epoch `history`
+    rows and names what `best_score` measures (`score_name`: `val_agreement` for a student,
+    `val_cosine` for an embedding student). Runs with more to say extend it by a few fields
+    (`extend`), so the counters keep one name everywhere.
+    """
 
     steps: int = 0
     epochs: int = 0  # finished epochs
     resumed_step: int = 0
-    resumed_epochs: int = 0
+    resumed_epochs: int = 0  # epochs restored from a checkpoint (0: a fresh start)
     best_epoch: int = 0  # 0: no epoch was scored
-    best_score: float = float("nan")
+    best_score: float = float("nan")  # nan: nothing was held out to score on
     stopped_early: bool = False  # patience ran out
     stopped_by_time: bool = False  # the deadline passed
     seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+    score_name: str = "score"
+
+    @property
+    def resumed_from_epoch(self) -> int:
+        """`resumed_epochs` under the name `train_log.json` has always used."""
+        return self.resumed_epochs
+
+    def extend(self, cls: type[R], **extra: Any) -> R:
+        """This result as `cls` (a subclass with a few more fields), those fields set."""
+        base = {f.name: getattr(self, f.name) for f in fields(FitResult)}
+        return cls(**base, **extra)
+
+    def log(self) -> dict[str, Any]:
+        """What lands in `train_log.json` and the report (keys as they have always been)."""
+        return {
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            f"best_{self.score_name}": self.best_score,
+            "seconds": self.seconds,
+            "resumed_from_epoch": self.resumed_epochs,
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "stopped_early": self.stopped_early,
+            "stopped_by_time": self.stopped_by_time,
+        }
+
+    @classmethod
+    def from_log(cls, log: dict[str, Any], score_name: str = "score") -> FitResult:
+        """Back from `log()` (a DDP run's rank 0 writes it; the launcher reads it)."""
+        return cls(
+            steps=int(log.get("steps", 0)),
+            epochs=int(log.get("epochs", 0)),
+            resumed_epochs=int(log["resumed_from_epoch"]),
+            best_epoch=int(log["best_epoch"]),
+            best_score=float(log[f"best_{score_name}"]),
+            stopped_early=bool(log.get("stopped_early", False)),
+            stopped_by_time=bool(log.get("stopped_by_time", False)),
+            seconds=float(log["seconds"]),
+            history=list(log["history"]),
+            score_name=score_name,
+        )
+
+
+R = TypeVar("R", bound=FitResult)
 
 
 @dataclass
@@ -147,7 +207,8 @@ class Fit:
     written after every epoch (`checkpoint_epochs`), every `checkpoint_every` steps and when
     the `deadline` (a `time.perf_counter()` value) stops the run; `trainable_only` saves just
     the parameters that train (LoRA adapters), not the whole model. `strategy` says where
-    the step runs; `module` is `model` as the strategy wraps it (DDP), for the forward pass.
+    the step runs, on which device (`model` is moved there, and so is every batch);
+    `module` is `model` as the strategy wraps it (DDP), for the forward pass.
     """
 
     model: nn.Module
@@ -177,7 +238,14 @@ class Fit:
 
     def __post_init__(self) -> None:
         self.sched = build_schedule(self.schedule, self.opt, self.total_steps, self.warmup)
+        # In place: the optimizer's parameters stay the same objects (it holds no state yet).
+        self.model.to(self.device)
         self.module = self.strategy.wrap(self.model)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model and every batch live during the run."""
+        return self.strategy.device
 
     @property
     def is_main(self) -> bool:
@@ -247,7 +315,7 @@ class Fit:
 
     def _train_step(self, hooks: Hooks, batch: Any, bar: Any) -> None:
         st = self.state
-        parts = hooks.step(batch)
+        parts = hooks.step(to_device(hooks.prepare(batch), self.device))
         loss = sum(parts.values())
         self.opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[union-attr]

@@ -26,37 +26,16 @@ from tinystudent.students.base import Student
 from tinystudent.train.batch import TeacherSignals, TrainBatch
 from tinystudent.train.build import build_objectives
 from tinystudent.train.config import TrainConfig
-from tinystudent.train.engine import Fit, Hooks
+from tinystudent.train.engine import Fit, FitResult, Hooks
 from tinystudent.train.objectives import Objective
 from tinystudent.train.rows import bucketed_batches, epoch_steps, holdout_split
 from tinystudent.train.schedule import apply_schedule
 from tinystudent.train.strategy import Strategy
 
-__all__ = ["TrainResult", "agree_count", "holdout_split", "train_student"]
+__all__ = ["FitResult", "agree_count", "holdout_split", "train_student"]
 
 #: Bump when training gives other weights for the same inputs: the student stage reruns.
 CODE_VERSION = 1
-
-
-@dataclass
-class TrainResult:
-    """Per-epoch log and the chosen epoch; kept in the report so runs can be compared."""
-
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = 0
-    best_val_agreement: float = float("nan")
-    seconds: float = 0.0
-    resumed_from_epoch: int = 0  # epochs restored from a checkpoint (0: a fresh start)
-
-    def log(self) -> dict[str, Any]:
-        """What lands in `train_log.json` and the report."""
-        return {
-            "history": self.history,
-            "best_epoch": self.best_epoch,
-            "best_val_agreement": self.best_val_agreement,
-            "seconds": self.seconds,
-            "resumed_from_epoch": self.resumed_from_epoch,
-        }
 
 
 @torch.no_grad()
@@ -111,7 +90,7 @@ def train_student(
     cfg: TrainConfig | None = None,
     checkpoint_dir: str | Path | None = None,
     strategy: Strategy | None = None,
-) -> TrainResult:
+) -> FitResult:
     """Fit `student` in place; `labels` holds gold ids or -1 where only the teacher speaks.
 
     `teacher` is the teacher's probabilities, or every cached teacher signal
@@ -119,6 +98,8 @@ def train_student(
     `checkpoint_dir`, everything the run carries between epochs (weights, objectives,
     optimizer, scheduler, generators, best weights, early-stopping counters, history) is
     saved after each epoch, and a rerun with the same inputs continues to the same result.
+    The student trains on `strategy.device` (the engine moves it and every batch there) and
+    comes back on the CPU, where students are saved, evaluated and served.
     """
     cfg = cfg or TrainConfig()
     signals = teacher if isinstance(teacher, TeacherSignals) else TeacherSignals(probs=teacher)
@@ -130,7 +111,7 @@ def train_student(
     # Hold out unlabelled transfer texts for model selection (gold rows always train).
     train_idx, val_idx = holdout_split(labels, cfg)
     student.fit_preprocessing([texts[i] for i in train_idx])
-    student.to(strategy.device)
+    student.to(strategy.device)  # the objectives read its widths on the device
     objectives = build_objectives(cfg, student, signals, texts[:2], strategy.device)
     key = _run_key(student, objectives, cfg, texts, signals, labels)
     params = list(student.parameters()) + [p for o in objectives for p in o.parameters()]
@@ -150,13 +131,11 @@ def train_student(
     )
     run = _StudentRun(fit, student, texts, signals, labels, cfg, objectives, train_idx, val_idx)
     done = fit.run(run.hooks())
-    return TrainResult(
-        history=run.history,
-        best_epoch=done.best_epoch,
-        best_val_agreement=done.best_score if val_idx else float("nan"),
-        seconds=done.seconds,
-        resumed_from_epoch=done.resumed_epochs,
-    )
+    student.to("cpu")
+    done.history, done.score_name = run.history, "val_agreement"
+    if not val_idx:
+        done.best_score = float("nan")
+    return done
 
 
 def _run_key(
@@ -200,15 +179,22 @@ class _StudentRun:
     scheduled: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        dev = self.fit.strategy.device
         self.lengths = [len(t) for t in self.texts]
-        self.probs_t = torch.from_numpy(self.signals.probs).to(dev)
+        # On the CPU: the engine moves each batch's rows to the device.
+        self.probs_t = torch.from_numpy(self.signals.probs)
         emb = self.signals.embeddings
-        self.emb_t = None if emb is None else torch.from_numpy(emb).to(dev)
-        self.labels_t = torch.tensor(self.labels, dtype=torch.long, device=dev)
+        self.emb_t = None if emb is None else torch.from_numpy(emb)
+        self.labels_t = torch.tensor(self.labels, dtype=torch.long)
 
     def hooks(self) -> Hooks:
-        return Hooks(self.batches, self.step, self.score, save=self.save, load=self.load)
+        return Hooks(
+            self.batches,
+            self.step,
+            self.score,
+            save=self.save,
+            load=self.load,
+            prepare=self.prepare,
+        )
 
     def batches(self, epoch: int) -> list[list[int]]:
         """The epoch's global batches of row indices (the same on every rank)."""
@@ -221,26 +207,27 @@ class _StudentRun:
         assert self.fit.generator is not None
         return self.fit.generator
 
-    def step(self, rows: list[int]) -> dict[str, Tensor]:
-        """This process's share of one global batch, through every objective."""
-        fit, dev = self.fit, self.fit.strategy.device
-        progress = fit.step / fit.total_steps
-        if self.cfg.schedule is not None:
-            self.scheduled = apply_schedule(self.cfg.schedule, self.objectives, progress)
+    def prepare(self, rows: list[int]) -> tuple[TrainBatch, dict[str, float] | None]:
+        """This process's share of one global batch as CPU tensors, and its weights."""
+        fit = self.fit
         mine, shares = fit.strategy.shard(rows, self.labels)
-        feats = {
-            k: v.to(dev) for k, v in self.student.featurize([self.texts[i] for i in mine]).items()
-        }
         batch = TrainBatch(
-            features=feats,
+            features=self.student.featurize([self.texts[i] for i in mine]),
             labels=self.labels_t[mine],
             probs=self.probs_t[mine],
             embeddings=None if self.emb_t is None else self.emb_t[mine],
             forward=lambda f: fit.module(**f),
-            progress=progress,
+            progress=fit.step / fit.total_steps,
             layers=self.signals.layers,
         )
-        return _step_parts(self.objectives, fit.module(**feats), batch, shares)
+        return batch, shares
+
+    def step(self, prepared: tuple[TrainBatch, dict[str, float] | None]) -> dict[str, Tensor]:
+        """One batch (on the device) through the student and every objective."""
+        batch, shares = prepared
+        if self.cfg.schedule is not None:
+            self.scheduled = apply_schedule(self.cfg.schedule, self.objectives, batch.progress)
+        return _step_parts(self.objectives, self.fit.module(**batch.features), batch, shares)
 
     def score(self, epoch: int, means: dict[str, float]) -> float:
         """Log the epoch (mean parts, schedule, hold-out agreement); the agreement scores it
@@ -250,7 +237,7 @@ class _StudentRun:
         row.update({f"schedule.{k}": v for k, v in self.scheduled.items()})
         mine = strategy.val_share(self.val_idx)
         hits = agree_count(
-            self.student, [self.texts[i] for i in mine], self.signals.probs[mine], strategy.device
+            self.student, [self.texts[i] for i in mine], self.signals.probs[mine], self.fit.device
         )
         total_hits = strategy.all_sum([float(hits)])[0]
         row["val_agreement"] = total_hits / len(self.val_idx) if self.val_idx else math.nan

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from tinystudent.devices import resolve_device
+
 
 class Strategy:
     """Single-process training on `device` (CPU by default)."""
@@ -23,7 +25,7 @@ class Strategy:
     world: int = 1
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
 
     @property
     def is_main(self) -> bool:
@@ -56,10 +58,3 @@ class Strategy:
     def val_share(self, val_idx: list[int]) -> list[int]:
         """The hold-out rows this process scores (their counts are summed over processes)."""
         return val_idx
-
-
-def resolve_device(device: str) -> torch.device:
-    """`auto` is CUDA when there is one, else CPU; anything else is passed to torch."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
