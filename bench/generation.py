@@ -60,7 +60,7 @@ QUICK = {"max_pool": 300, "test": 200, "num_generated": 16, "finetune_steps": 3,
 
 
 def gold_train(seed: int, quick: bool) -> TrainConfig:
-    # As in tinystudent.benchmark: few texts, nothing to hold out, CE only.
+    # As in tinystudent.bench: few texts, nothing to hold out, CE only.
     epochs = 2 if quick else 30
     return TrainConfig(
         epochs=epochs, batch_size=16, alpha=0.0, val_fraction=0.0, patience=30, seed=seed

@@ -2,7 +2,7 @@
 
     python bench/protocol.py [--protocols rt bbc] [--quick] [--out bench/results]
 
-For each protocol (docs/benchmark.md; defined in `tinystudent.benchmark.PROTOCOLS`) this writes
+For each protocol (docs/benchmark.md; defined in `tinystudent.bench.PROTOCOLS`) this writes
 `<out>/<name>.json` (every figure, plus machine, versions, commit and command),
 `<name>.md` (the table), `<name>-pareto.png` and `<name>-accuracy-vs-k.png`, `<name>.html` (the
 table and the Pareto plot as one self-contained page), and refills the
@@ -24,7 +24,7 @@ from plots import make_plots  # noqa: E402
 from render_readme import protocol_block, replace_block  # noqa: E402
 from report_page import write_protocol_page  # noqa: E402
 
-from tinystudent.benchmark import PROTOCOLS, render_markdown, run_benchmark  # noqa: E402
+from tinystudent.bench import PROTOCOLS, render_markdown, run_benchmark  # noqa: E402
 
 
 def update_readme(doc: dict[str, Any], out_dir: Path, readme: Path = ROOT / "README.md") -> bool:

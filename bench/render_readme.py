@@ -387,8 +387,8 @@ def ablation_block(path: Path) -> str:
 
 
 def protocol_block(doc: dict[str, Any], out_dir: Path) -> str:
-    """A protocol's table (tinystudent.benchmark.render_markdown) and its two plots."""
-    from tinystudent.benchmark import render_markdown
+    """A protocol's table (tinystudent.bench.render_markdown) and its two plots."""
+    from tinystudent.bench import render_markdown
 
     name = doc["protocol"]
     try:

@@ -19,7 +19,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plots import pareto_plot  # noqa: E402
 
-from tinystudent.benchmark import (  # noqa: E402
+from tinystudent.bench import (  # noqa: E402
     protocol_caption,
     protocol_footer,
     protocol_summary,

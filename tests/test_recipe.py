@@ -74,3 +74,22 @@ def test_section_hash_tracks_changes() -> None:
     )
     assert a.section_hash("data") == b.section_hash("data")
     assert a.section_hash("student") != b.section_hash("student")
+
+
+def test_every_kind_of_run_keeps_its_key_under_one_helper() -> None:
+    """`io.recipe_key` replaced four hand-built hashes; the keys old run directories were
+    made with must not move (values computed before the change)."""
+    from tinystudent.bench import PROTOCOLS
+    from tinystudent.embeddings.recipe import EmbedRecipe
+    from tinystudent.io import json_digest, recipe_key
+    from tinystudent.rationale.recipe import RationaleRecipe
+
+    assert EmbedRecipe().training_hash() == "58303e1daa16f01a"
+    assert RationaleRecipe().training_hash() == "6e182e1f04827f79"
+    assert RationaleRecipe().section_hash("rationales") == "60a731d826c52e60"
+    assert PROTOCOLS["rt"]().digest() == "4a95d64b53ac1417"
+    # a model, a mapping of models and the plain dump all hash alike
+    r = RationaleRecipe()
+    assert recipe_key(r.data) == json_digest(r.data.model_dump(mode="json"))
+    assert recipe_key({"data": r.data}) == json_digest({"data": r.data.model_dump(mode="json")})
+    assert recipe_key(r, exclude={"evaluate"}) != recipe_key(r)

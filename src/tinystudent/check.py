@@ -65,7 +65,7 @@ def parse_any(data: Any, source: str, kind: RecipeKind) -> BaseModel:
     if kind == "pipeline":
         return parse_recipe(data, source)
     if kind == "bench":
-        from tinystudent.benchmark import BenchSpec
+        from tinystudent.bench import BenchSpec
         from tinystudent.recipe import validate_sections
 
         return validate_sections(BenchSpec, data, source)
@@ -80,7 +80,7 @@ def parse_any(data: Any, source: str, kind: RecipeKind) -> BaseModel:
 
 def check_file(path: str | Path, kind: RecipeKind | None = None) -> tuple[RecipeKind, BaseModel]:
     """Load and validate a recipe file of any kind; a built-in bench protocol name works too."""
-    from tinystudent.benchmark import PROTOCOLS
+    from tinystudent.bench import PROTOCOLS
 
     if kind in (None, "bench") and str(path) in PROTOCOLS and not Path(path).exists():
         return "bench", PROTOCOLS[str(path)]()

@@ -265,7 +265,7 @@ def cmd_rationale(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run (or resume) a benchmark protocol: teachers, distilled and gold-only students and
     baselines on one split, k in the protocol's ks, several seeds; writes JSON + Markdown."""
-    from tinystudent.benchmark import load_bench, run_benchmark
+    from tinystudent.bench import load_bench, run_benchmark
 
     spec = with_device(load_bench(args.spec), args.device)
     if args.cache:

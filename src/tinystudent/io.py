@@ -69,9 +69,31 @@ def remove_stale_temps(directory: str | Path) -> int:
 
 
 def json_digest(payload: Any) -> str:
-    """16 hex digits of SHA-256 over `payload` as sorted-key JSON: the one way recipe
-    sections, bench specs and generation shards are hashed, so equal settings hash alike."""
+    """16 hex digits of SHA-256 over `payload` as sorted-key JSON (plain data only)."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def recipe_key(
+    recipe: Any, exclude: set[str] | None = None, context: dict[str, Any] | None = None
+) -> str:
+    """The key a run of any kind (pipeline stage, bench unit, embed or rationale student,
+    generation shard) is resumed by: `json_digest` of a recipe model, or of a mapping or list
+    whose values are models or plain data. Models are dumped as JSON (`exclude` drops fields
+    of a top-level model, `context` reaches every serializer), so equal settings hash alike
+    whichever kind of run hashes them."""
+
+    def dump(value: Any) -> Any:
+        if hasattr(value, "model_dump"):
+            return value.model_dump(mode="json", context=context)
+        if isinstance(value, dict):
+            return {k: dump(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [dump(v) for v in value]
+        return value
+
+    if exclude is not None and hasattr(recipe, "model_dump"):
+        return json_digest(recipe.model_dump(mode="json", exclude=exclude, context=context))
+    return json_digest(dump(recipe))
 
 
 def read_json(path: str | Path) -> Any:

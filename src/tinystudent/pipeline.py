@@ -8,12 +8,11 @@ unchanged, and redoes it (and what follows) otherwise.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import shutil
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +37,12 @@ from tinystudent.evaluate.multilabel import choose_thresholds, decide, multilabe
 from tinystudent.evaluate.predictions import SplitPredictions, save_predictions
 from tinystudent.evaluate.run_page import write_report_html
 from tinystudent.evaluate.speed import torch_threads
-from tinystudent.io import read_json, remove_stale_temps, write_json, write_text
+from tinystudent.io import read_json, recipe_key, remove_stale_temps, write_json, write_text
 from tinystudent.label import LabelStats, label_texts
 from tinystudent.label import cache as label_code
-from tinystudent.recipe import Recipe, TeacherConfig
+from tinystudent.recipe import Recipe, TeacherConfig, TeacherMember
 from tinystudent.seed import seed_everything
+from tinystudent.stages import Stages
 from tinystudent.students import Student, build_student, load_student
 from tinystudent.teachers import Teacher
 from tinystudent.teachers import amalgamate as amalgamate_code
@@ -79,12 +79,11 @@ def upstream_code_versions(recipe: Recipe) -> tuple[int, ...]:
     return (split_code.CODE_VERSION, *teachers, label_code.CODE_VERSION)
 
 
-class RunDir:
+class RunDir(Stages):
     """Paths of a run's artifacts and the record of which stage ran with which inputs."""
 
     def __init__(self, root: str | Path, recipe: Recipe) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        super().__init__(root)
         self.recipe = recipe
         # Resolved once, before any stage: `cuda` on a machine without one stops here.
         self.device = resolve_device(recipe.device)
@@ -95,22 +94,24 @@ class RunDir:
         self.teacher_ckpt = self.root / "teacher.ckpt"
         self.student_ckpt = self.root / "student.ckpt"
         self.cache = Path(recipe.label.cache_dir or self.root / "cache")
-        self._stages_path = self.root / "stages.json"
-        self.stages: dict[str, str] = (
-            read_json(self._stages_path) if self._stages_path.exists() else {}
-        )
-        self.ran: dict[str, str] = {}
         # Temp files a killed writer left behind; the cache is skipped (it may be shared).
         for d in (self.root, self.split.parent, self.teacher, self.student):
             remove_stale_temps(d)
 
-    def is_done(self, stage: str, key: str, artifact: Path) -> bool:
-        return self.stages.get(stage) == key and artifact.exists()
+    def slot(self, stage: str, folder: str | Path) -> Slot:
+        """Where a stage named `stage` keeps its model (`folder`) and its unfinished state."""
+        out = self.root / folder
+        return Slot(stage, out, out.with_name(out.name + ".ckpt"))
 
-    def mark(self, stage: str, key: str, ran: bool) -> None:
-        self.stages[stage] = key
-        self.ran[stage] = "ran" if ran else "skipped"
-        write_json(self._stages_path, self.stages)
+
+@dataclass(frozen=True)
+class Slot:
+    """One stage's place in a run directory: its name in `stages.json`, the folder its model
+    is saved in, and the folder its per-epoch training state waits in until then."""
+
+    stage: str
+    out: Path
+    ckpt: Path
 
 
 def stage_data(run: RunDir) -> Split:
@@ -206,30 +207,51 @@ def member_split(split: Split, labels: list[str] | None) -> Split:
     )
 
 
+def member_key(r: Recipe, m: TeacherMember) -> str:
+    """The stage key of one of several teachers: the data and that member's own section."""
+    key = r.section_hash("data") + recipe_key(m)
+    return versioned(key, split_code.CODE_VERSION, teacher_code_version(m.config))
+
+
+def fit_member(run: RunDir, split: Split, i: int) -> AnyTeacher:
+    """Fit (or reload) member `i` of the recipe's `teachers` into `teachers/<i>`."""
+    assert run.recipe.teachers is not None
+    m = run.recipe.teachers[i]
+    slot = run.slot(f"teacher{i}", Path("teachers") / str(i))
+    key = member_key(run.recipe, m)
+    return fit_teacher(
+        run, member_split(split, m.labels), m.config, key, slot.stage, slot.out, slot.ckpt
+    )
+
+
+def member_names(r: Recipe) -> list[str]:
+    """Display names of the `teachers` members: `name`, else `kind:model` (`#i` if repeated)."""
+    assert r.teachers is not None
+    names: list[str] = []
+    for i, m in enumerate(r.teachers):
+        base = m.name or f"{getattr(m.config, 'kind', 'finetune')}:{m.config.model}"
+        names.append(base if base not in names else f"{base}#{i}")
+    return names
+
+
+def amalgamate(
+    run: RunDir, split: Split, members: list[tuple[str, AnyTeacher]]
+) -> AmalgamatedTeacher:
+    """The members as one teacher, the way the recipe's `amalgamation` combines them."""
+    amalgamated = AmalgamatedTeacher(
+        [t for _, t in members], run.recipe.amalgamation, [n for n, _ in members], split.label_names
+    )
+    amalgamated.fit(split.train_texts, split.train_labels)
+    return amalgamated
+
+
 def stage_teachers(
     run: RunDir, split: Split
 ) -> tuple[list[tuple[str, AnyTeacher]], AmalgamatedTeacher]:
     """Fit every teacher of `teachers` (each in `teachers/<i>`) and amalgamate them."""
-    r = run.recipe
-    assert r.teachers is not None
-    members: list[tuple[str, AnyTeacher]] = []
-    for i, m in enumerate(r.teachers):
-        base = m.name or f"{getattr(m.config, 'kind', 'finetune')}:{m.config.model}"
-        name = base if all(base != n for n, _ in members) else f"{base}#{i}"
-        member = json.dumps(m.model_dump(mode="json"), sort_keys=True)
-        key = r.section_hash("data") + hashlib.sha256(member.encode()).hexdigest()[:16]
-        key = versioned(key, split_code.CODE_VERSION, teacher_code_version(m.config))
-        out = run.root / "teachers" / str(i)
-        ckpt = run.root / "teachers" / f"{i}.ckpt"
-        teacher = fit_teacher(
-            run, member_split(split, m.labels), m.config, key, f"teacher{i}", out, ckpt
-        )
-        members.append((name, teacher))
-    amalgamated = AmalgamatedTeacher(
-        [t for _, t in members], r.amalgamation, [n for n, _ in members], split.label_names
-    )
-    amalgamated.fit(split.train_texts, split.train_labels)
-    return members, amalgamated
+    names = member_names(run.recipe)
+    members = [(name, fit_member(run, split, i)) for i, name in enumerate(names)]
+    return members, amalgamate(run, split, members)
 
 
 def teacher_signals(
@@ -283,6 +305,12 @@ def student_thresholds(
     }
 
 
+def student_key(r: Recipe) -> str:
+    """The student stage's key: every section its inputs and its training come from."""
+    key = r.section_hash("data", *r.teacher_sections, "generate", "student", "train")
+    return versioned(key, *upstream_code_versions(r), train_code.CODE_VERSION)
+
+
 def stage_student(
     run: RunDir,
     split: Split,
@@ -290,14 +318,19 @@ def stage_student(
     signals: TeacherSignals,
     labels: list[int],
     teacher: Any = None,
+    recipe: Recipe | None = None,
+    slot: Slot | None = None,
 ) -> tuple[Student, dict[str, Any]]:
-    r = run.recipe
-    key = r.section_hash("data", *r.teacher_sections, "generate", "student", "train")
-    key = versioned(key, *upstream_code_versions(r), train_code.CODE_VERSION)
-    if run.is_done("student", key, run.student / "student.json"):
-        run.mark("student", key, ran=False)
-        shutil.rmtree(run.student_ckpt, ignore_errors=True)
-        return load_student(run.student), read_json(run.student / "train_log.json")
+    """Train (or reload) the student into `student/`; `recipe` and `slot` let a run hold
+    several students (the bench: one per student, teacher and label source), each keyed by
+    its own recipe and kept in its own folder."""
+    r = recipe or run.recipe
+    slot = slot or Slot("student", run.student, run.student_ckpt)
+    key = student_key(r)
+    if run.is_done(slot.stage, key, slot.out / "student.json"):
+        run.mark(slot.stage, key, ran=False)
+        shutil.rmtree(slot.ckpt, ignore_errors=True)
+        return load_student(slot.out), read_json(slot.out / "train_log.json")
     if r.scale.nproc > 1:  # torch DDP on local processes; same global batch, same result
         from tinystudent.scale import train_student_ddp
 
@@ -310,9 +343,9 @@ def stage_student(
             signals,
             labels,
             r.train,
-            run.student,
+            slot.out,
             backend=r.scale.ddp_backend,
-            checkpoint_dir=run.student_ckpt,
+            checkpoint_dir=slot.ckpt,
             device=r.device,
         )
     else:
@@ -326,16 +359,16 @@ def stage_student(
             signals,
             labels,
             r.train,
-            checkpoint_dir=run.student_ckpt,
+            checkpoint_dir=slot.ckpt,
             strategy=Strategy(run.device),
         )
     log_data = result.log()
     if split.multi_label:
         log_data["thresholds"] = student_thresholds(student, teacher, transfer, signals, labels, r)
-    student.save(run.student)
-    write_json(run.student / "train_log.json", log_data)
-    run.mark("student", key, ran=True)
-    shutil.rmtree(run.student_ckpt, ignore_errors=True)
+    student.save(slot.out)
+    write_json(slot.out / "train_log.json", log_data)
+    run.mark(slot.stage, key, ran=True)
+    shutil.rmtree(slot.ckpt, ignore_errors=True)
     return student, log_data
 
 

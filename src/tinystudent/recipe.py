@@ -25,7 +25,7 @@ from pydantic import (
 from tinystudent.devices import DeviceName
 from tinystudent.errors import RecipeError
 from tinystudent.generate.run import GenerationConfig
-from tinystudent.io import json_digest
+from tinystudent.io import recipe_key
 from tinystudent.teachers.amalgamate import AmalgamationSpec
 from tinystudent.teachers.encoder import EncoderTeacherConfig
 from tinystudent.teachers.frozen import FrozenTeacherConfig
@@ -268,20 +268,12 @@ class Recipe(_Strict):
     def section_hash(self, *sections: str) -> str:
         """Hash of some sections: a stage reruns when a section it depends on changes."""
 
-        def dump(value: Any) -> Any:
-            if value is None:
-                return None
-            context = {"stage_hash": True}
-            if isinstance(value, list):
-                return [v.model_dump(mode="json", context=context) for v in value]
-            return value.model_dump(mode="json", context=context)
-
-        payload = {s: dump(getattr(self, s)) for s in sections}
+        payload: dict[str, Any] = {s: getattr(self, s) for s in sections}
         if "student" in payload:
             payload["student"] = self.student.hash_payload()
         if "train" in payload:
             payload["train"] = self.train.resolved()
-        return json_digest(payload)
+        return recipe_key(payload, context={"stage_hash": True})
 
 
 #: Objectives a multi-label run may use: bce on the logits; the rest read no class structure.

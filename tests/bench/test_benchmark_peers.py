@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tinystudent.benchmark import PROTOCOLS, parse_bench
+from tinystudent.bench import PROTOCOLS, parse_bench
 from tinystudent.errors import RecipeError
 
 TINY_BAG = {"kind": "bag", "embed_dim": 8, "head_hidden": 0, "init": "random"}

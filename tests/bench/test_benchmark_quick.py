@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tinystudent.benchmark import (
+from tinystudent.bench import (
     PROTOCOLS,
     Progress,
     load_bench,
@@ -125,25 +125,26 @@ def test_embeddings_are_reused_and_an_interrupted_run_resumes(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import tinystudent.benchmark as bm
+    from tinystudent.bench.systems import Unit
 
     _, first, _ = result
     assert first["embedding"]["big"]["computed"] > 0
     bench = parse_bench({**spec, "ks": [8], "students": {"bag": TINY_BAG}, "baselines": {}})
-    real = bm._run_unit
+    real = Unit.run_all
     calls: list[int] = []
 
-    def crash_on_second(*args: object, **kwargs: object) -> object:
+    def crash_on_second(self: Unit) -> object:
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt("simulated crash")
-        return real(*args, **kwargs)  # type: ignore[arg-type]
+        return real(self)
 
-    monkeypatch.setattr(bm, "_run_unit", crash_on_second)
+    monkeypatch.setattr(Unit, "run_all", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         run_benchmark(bench, tmp_path, quick=True, say=lambda _m: None)
-    assert (tmp_path / "toy.partial.json").is_file()
-    monkeypatch.setattr(bm, "_run_unit", real)
+    assert (tmp_path / "toy.runs" / "k8-seed0-quick" / "unit.json").is_file()
+    assert not (tmp_path / "toy.runs" / "k8-seed1-quick" / "unit.json").exists()
+    monkeypatch.setattr(Unit, "run_all", real)
     lines: list[str] = []
     doc = run_benchmark(bench, tmp_path, quick=True, say=lines.append)
     assert any("resuming: 1 (k, seed) units already done" in line for line in lines)
@@ -151,7 +152,7 @@ def test_embeddings_are_reused_and_an_interrupted_run_resumes(
     assert doc["embedding"]["big"]["computed"] == 0  # same encoder, same texts: all cached
     assert {(r["k"], r["seed"]) for r in doc["runs"]} == {(8, 0), (8, 1)}
     assert "speed" in doc["systems"]["bag (KD big)"]  # measured in the unit that was kept
-    assert not (tmp_path / "toy.partial.json").exists()
+    assert not (tmp_path / "toy.partial.json").exists()  # one resume scheme: stages.json
 
 
 def test_a_run_killed_inside_a_unit_keeps_its_finished_systems(
@@ -174,13 +175,14 @@ def test_a_run_killed_inside_a_unit_keeps_its_finished_systems(
     monkeypatch.setattr(TfidfLogReg, "fit", killed)
     with pytest.raises(KeyboardInterrupt):
         run_benchmark(bench, tmp_path, quick=True, say=lambda _m: None)
-    saved = json.loads((tmp_path / "toy.partial.json").read_text())
-    assert saved["current"]["key"] == "8/0"
-    assert {r["system"] for r in saved["current"]["rows"]} >= {"bag (KD big)", "bag (gold only)"}
+    unit = tmp_path / "toy.runs" / "k8-seed0-quick"
+    stages = json.loads((unit / "stages.json").read_text())
+    recorded = {s.removeprefix("system:") for s in stages if s.startswith("system:")}
+    assert recorded >= {"bag (KD big)", "bag (gold only)"} and "tfidf-lr" not in recorded
     monkeypatch.undo()
     lines: list[str] = []
     doc = run_benchmark(bench, tmp_path, quick=True, say=lines.append)
-    assert any("systems of unit k/seed 8/0" in line for line in lines)
+    assert any("systems of unit k/seed 8/0 recorded" in line for line in lines)
     unit0 = [line for line in lines if "seed 0 (1/2)" in line]
     assert not any("student" in line for line in unit0)  # finished students are not retrained
     assert any("baseline tfidf-lr" in line for line in unit0)

@@ -125,6 +125,13 @@ def test_embed_distill_end_to_end_and_resume(toy_csv, texts_file, tiny_teacher_d
     assert again["teacher_texts_encoded"] == 0
     assert (tmp_path / "run" / "student" / "embedder.safetensors").stat().st_mtime_ns == mtime
     assert again["metrics"]["student"] == metrics["student"]
+    # One resume scheme for every kind of run: the student's key is in stages.json.
+    stages = tmp_path / "run" / "stages.json"
+    assert json.loads(stages.read_text()) == {"student": recipe.training_hash()}
+    stages.unlink()  # a run directory from before stages.json: its student's metadata names it
+    run_embed_distill(recipe, tmp_path / "run")
+    assert (tmp_path / "run" / "student" / "embedder.safetensors").stat().st_mtime_ns == mtime
+    assert stages.is_file()
 
     # A changed training section retrains (and still reuses the teacher's cache).
     data["train"]["epochs"] = 1

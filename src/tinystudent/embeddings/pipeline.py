@@ -1,8 +1,9 @@
 """`embed-distill`: collect text -> teacher vectors (cached) -> train the student -> evaluate.
 
 Every stage leaves its artifact in the run directory: the teacher's vectors in the cache,
-the student in `student/` (with the hash of the recipe sections it was trained from, so a
-rerun of the same recipe skips training), the figures in `report.json`.
+the student in `student/` (its key, the hash of the recipe sections it was trained from, in
+`stages.json` as for every kind of run, so a rerun of the same recipe skips training), the
+figures in `report.json`.
 """
 
 from __future__ import annotations
@@ -20,16 +21,24 @@ from tinystudent.embeddings.student import META, EmbeddingStudent, student_optio
 from tinystudent.embeddings.teacher import CachedTeacher, SentenceTeacher
 from tinystudent.embeddings.train import distill_embedding_student
 from tinystudent.io import read_json, write_json
+from tinystudent.stages import Stages
 
 log = logging.getLogger(__name__)
 
 
-def _trained(student_dir: Path, key: str) -> EmbeddingStudent | None:
-    """The saved student of an earlier run of the same recipe, if there is one."""
-    if not (student_dir / META).exists():
+def _trained(stages: Stages, student_dir: Path, key: str) -> EmbeddingStudent | None:
+    """The saved student of an earlier run of the same recipe, if there is one: recorded in
+    `stages.json` like every stage, or (a run directory from before it kept one) named by
+    the key in the student's own metadata."""
+    meta = student_dir / META
+    legacy = (
+        "student" not in stages.stages
+        and meta.exists()
+        and read_json(meta).get("recipe_hash") == key
+    )
+    if not (stages.is_done("student", key, meta) or legacy):
         return None
-    if read_json(student_dir / META).get("recipe_hash") != key:
-        return None
+    stages.mark("student", key, ran=False)
     return EmbeddingStudent.load(student_dir)
 
 
@@ -46,7 +55,8 @@ def run_embed_distill(recipe: EmbedRecipe, out_dir: str | Path) -> dict[str, Any
 
     key = recipe.training_hash()
     student_dir = out / "student"
-    model = _trained(student_dir, key)
+    stages = Stages(out)
+    model = _trained(stages, student_dir, key)
     train_log: dict[str, Any]
     if model is None:
         options = student_options(recipe.student.kind, recipe.student.options, teacher.cfg.model)
@@ -64,6 +74,7 @@ def run_embed_distill(recipe: EmbedRecipe, out_dir: str | Path) -> dict[str, Any
         model.save(
             student_dir, {"recipe_hash": key, "teacher": teacher_info, "training": train_log}
         )
+        stages.mark("student", key, ran=True)
     else:
         log.info("%s: already trained for this recipe; skipping training", student_dir)
         train_log = read_json(student_dir / META).get("training", {})

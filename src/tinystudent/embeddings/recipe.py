@@ -17,7 +17,7 @@ from tinystudent.embeddings.evaluate import EvalConfig
 from tinystudent.embeddings.objectives import ObjectiveConfig
 from tinystudent.embeddings.teacher import SentenceTeacherConfig
 from tinystudent.embeddings.train import EmbedTrainConfig
-from tinystudent.io import json_digest
+from tinystudent.io import recipe_key
 from tinystudent.recipe import StudentSpec, read_yaml, validate_sections
 
 
@@ -40,12 +40,10 @@ class EmbedRecipe(BaseModel):
 
     def training_hash(self) -> str:
         """Hash of what the trained student depends on: a rerun retrains only when it changes."""
-        payload = {
-            s: getattr(self, s).model_dump(mode="json")
-            for s in ("teacher", "data", "objective", "train")
-        }
+        sections = ("teacher", "data", "objective", "train")
+        payload: dict[str, Any] = {s: getattr(self, s) for s in sections}
         payload["student"] = {"kind": self.student.kind, **self.student.options}
-        return json_digest(payload)
+        return recipe_key(payload)
 
 
 def parse_embed_recipe(data: Any, source: str = "recipe") -> EmbedRecipe:

@@ -28,7 +28,7 @@ from tinystudent.generate.filters import LeakGuard, TransferFilter
 from tinystudent.generate.generator import Generator, make_generator
 from tinystudent.generate.shards import ShardStore
 from tinystudent.generate.strategies import FinetuneSampler, PromptSampler
-from tinystudent.io import json_digest, write_json, write_text
+from tinystudent.io import recipe_key, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def shard_key(split: Split, cfg: GenerationConfig, generator_name: str) -> str:
     """Everything that decides what shard N holds; anything else may change between runs."""
     settings = cfg.model_dump(mode="json", exclude=_NOT_IN_SHARD_KEY)
     payload = {"settings": settings, "split": split_fingerprint(split), "gen": generator_name}
-    return json_digest(payload)
+    return recipe_key(payload)
 
 
 def batch_seed(seed: int, index: int) -> int:

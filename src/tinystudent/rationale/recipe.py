@@ -3,8 +3,6 @@ name the offending key, like the classification and embedding recipes."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tinystudent.devices import DeviceName
+from tinystudent.io import recipe_key
 from tinystudent.rationale.sources import DEFAULT_INSTRUCTION
 from tinystudent.rationale.train import RationaleTrainConfig
 from tinystudent.recipe import read_yaml, validate_sections
@@ -119,19 +118,18 @@ class RationaleRecipe(_Strict):
         return self
 
     def section_hash(self, *sections: str) -> str:
-        payload = {s: getattr(self, s).model_dump(mode="json") for s in sections}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return recipe_key({s: getattr(self, s) for s in sections})
 
     def training_hash(self) -> str:
         """What the trained student depends on (the time limit and checkpoint cadence do not)."""
         train = self.train.model_dump(mode="json", exclude={"max_minutes", "checkpoint_every"})
         payload = {
-            "data": self.data.model_dump(mode="json"),
-            "rationales": self.rationales.model_dump(mode="json"),
-            "student": self.student.model_dump(mode="json"),
+            "data": self.data,
+            "rationales": self.rationales,
+            "student": self.student,
             "train": train,
         }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return recipe_key(payload)
 
 
 def parse_rationale_recipe(data: Any, source: str = "recipe") -> RationaleRecipe:
