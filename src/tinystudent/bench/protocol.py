@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from tinystudent.bench.environment import environment as bench_environment
 from tinystudent.bench.progress import Progress, Say
 from tinystudent.bench.report import document, render_markdown
 from tinystudent.bench.spec import QUICK_TEST_TEXTS, BenchSpec, quick_spec, unit_recipe
@@ -67,7 +64,7 @@ def run_benchmark(
     doc["budget"].update(
         seconds=time.perf_counter() - start, work_threads=threads, torch_threads=all_threads
     )
-    doc["environment"] = environment or _environment()
+    doc["environment"] = environment or bench_environment()
     write_json(Path(out_dir) / f"{spec.name}.json", doc)
     write_text(Path(out_dir) / f"{spec.name}.md", render_markdown(doc))
     return doc
@@ -236,44 +233,6 @@ def embed_all(spec: BenchSpec, texts: list[str], progress: Progress) -> dict[str
             "encoder_fingerprint": encoder.fingerprint,
         }
     return out
-
-
-def _environment() -> dict[str, Any]:
-    """Machine, versions, commit and command (bench/common.py's is used by `make bench`)."""
-
-    def version(pkg: str) -> str | None:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return None
-
-    try:
-        commit: str | None = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    packages = [
-        "tinystudent",
-        "torch",
-        "transformers",
-        "numpy",
-        "scikit-learn",
-        "fasttext-wheel",
-        "model2vec",
-    ]
-    return {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "git_commit": commit,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-        },
-        "versions": {p: version(p) for p in packages},
-        "python": platform.python_version(),
-    }
 
 
 def work_threads(setting: int | Literal["auto"] | None) -> int:
