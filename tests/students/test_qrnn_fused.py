@@ -41,7 +41,8 @@ def test_fused_layer_matches_outputs_and_gradients(window: int, length: int) -> 
         h = layer(xi, mask)
         (h * weight).sum().backward()
         outs.append(h.detach())
-        grads.append([xi.grad] + [p.grad for p in layer.parameters()])
+        # padding's inputs get no gradient in the packed kernel; a pQRNN masks them anyway
+        grads.append([xi.grad * mask.unsqueeze(-1)] + [p.grad for p in layer.parameters()])
     torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=1e-4)
     for got, want in zip(grads[1], grads[0]):
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-3)
@@ -49,22 +50,21 @@ def test_fused_layer_matches_outputs_and_gradients(window: int, length: int) -> 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_fused_gradients_pass_gradcheck_through_hard_resets(threads: int) -> None:
-    """Gate values far past the clamp of log f (e^-5), zoneout and padding: the kernel's
-    gradient is the derivative of what it computes (finite differences, float32 tolerance),
-    on one numba thread and on two."""
+    """Gate values far past the clamp of log f (e^-5), zoneout and packed texts of lengths
+    7, 5, 1 and 0: the kernel's gradient is the derivative of what it computes (finite
+    differences, float32 tolerance), on one numba thread and on two."""
     g = torch.Generator().manual_seed(0)
     window, hidden = 2, 3
-    blocks = 4 * torch.randn(2, 7, 2 * window * 3 * hidden, generator=g)
+    starts = torch.tensor([0, 7, 12, 13, 13])
+    blocks = 4 * torch.randn(13, 2 * window * 3 * hidden, generator=g)
     for k in range(2 * window):  # forget gates mostly below e^-5
-        blocks[:, :, k * 9 + 3 : k * 9 + 6] -= 3.0
-    m = torch.ones(2, 7)
-    m[1, 5:] = 0
-    zone = torch.rand(2, 7, 2 * hidden, generator=g)
+        blocks[:, k * 9 + 3 : k * 9 + 6] -= 3.0
+    zone = torch.rand(13, 2 * hidden, generator=g)
     blocks.requires_grad_(True)
-    w = torch.randn(2, 7, 2 * hidden, generator=g)
+    w = torch.randn(13, 2 * hidden, generator=g)
 
     def loss(b: torch.Tensor) -> torch.Tensor:
-        return (qrnn_fused.FusedBiQRNN.apply(b, m, zone, 0.3, window) * w).sum()
+        return (qrnn_fused.FusedBiQRNN.apply(b, starts, zone, 0.3, window) * w).sum()
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -83,6 +83,15 @@ def test_fused_gradients_pass_gradcheck_through_hard_resets(threads: int) -> Non
         torch.set_num_threads(before)
 
 
+def test_a_mask_with_holes_runs_the_reference_ops() -> None:
+    """The packed kernel knows whole texts only; a mask with a hole falls back, same result."""
+    ref, fused = _pair(2)
+    x = torch.randn(2, 5, 6)
+    mask = torch.tensor([[1, 0, 1, 1, 0], [1, 1, 1, 1, 1]], dtype=torch.float32)
+    assert qrnn_fused.pack(mask) is None
+    torch.testing.assert_close(fused(x * mask[..., None], mask), ref(x * mask[..., None], mask))
+
+
 def test_padding_gets_no_output() -> None:
     """Steps past a text's last real token are skipped, and their output is zero."""
     layer = BiQRNN(4, 3, window=2, fused=True)
@@ -94,6 +103,7 @@ def test_padding_gets_no_output() -> None:
     h = out.detach()
     assert float(h[0, 3:].abs().max()) == 0.0 and float(h[1].abs().min()) > 0.0
     assert x.grad is not None and float(x.grad[0, :3].abs().min()) > 0.0
+    assert float(x.grad[0, 3:].abs().max()) == 0.0  # packed: padding is not read
 
 
 def _student(kernel: str) -> torch.nn.Module:

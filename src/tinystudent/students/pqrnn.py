@@ -78,17 +78,34 @@ class PQRNN(Student):
 
     def forward(self, **features: torch.Tensor) -> StudentOutput:
         projection, mask = features["projection"], features["mask"]
-        # Padding must stay exactly zero: ReLU(bias) is not, and the backward QRNN's window
-        # would read it beside the last real token, making outputs depend on the batch.
-        h = self._dropout(self.bottleneck(projection)) * mask.unsqueeze(-1)
-        hidden_states = []
-        for layer in self.qrnn:
-            h = self._dropout(layer(h, mask))
-            hidden_states.append(h)
-        m = mask.unsqueeze(-1)
+        packed = qrnn_fused.pack(mask) if self.fused and qrnn_fused.can_fuse(projection) else None
+        if packed is not None:
+            hidden_states = self._packed_layers(projection, mask, *packed)
+        else:
+            # Padding must stay exactly zero: ReLU(bias) is not, and the backward QRNN's
+            # window would read it beside the last real token, making outputs depend on
+            # the batch.
+            h = self._dropout(self.bottleneck(projection)) * mask.unsqueeze(-1)
+            hidden_states = []
+            for layer in self.qrnn:
+                h = self._dropout(layer(h, mask))
+                hidden_states.append(h)
+        h, m = hidden_states[-1], mask.unsqueeze(-1)
         mean = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
         mx = h.masked_fill(m == 0, float("-inf")).amax(1)
         pooled = torch.cat([mean, mx], dim=-1)
         return StudentOutput(
             logits=self.head(pooled), pooled=pooled, hidden_states=tuple(hidden_states)
         )
+
+    def _packed_layers(
+        self, projection: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor, starts: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """The layers' outputs [B, L, 2H] (zero-padded), computed on the real tokens only:
+        the bottleneck and gate products run on [N, D] rows, not on the padded batch."""
+        h = self._dropout(self.bottleneck(projection.reshape(-1, projection.shape[-1])[rows]))
+        hidden_states = []
+        for layer in self.qrnn:
+            h = self._dropout(qrnn_fused.packed_biqrnn(layer, h, starts))
+            hidden_states.append(qrnn_fused.unpack(h, rows, mask.shape))
+        return hidden_states
