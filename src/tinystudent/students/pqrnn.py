@@ -17,6 +17,7 @@ from tinystudent.students import qrnn_fused
 from tinystudent.students.base import Student, StudentConfig, StudentOutput
 from tinystudent.students.hashing import HashProjection
 from tinystudent.students.qrnn import BiQRNN
+from tinystudent.students.text_rows import TextRows
 
 
 class PQRNNConfig(StudentConfig):
@@ -30,6 +31,12 @@ class PQRNNConfig(StudentConfig):
     max_tokens: int = Field(64, ge=1)
     lowercase: bool = True
     hash_seed: int = Field(0, ge=0)
+    text_cache: int = Field(
+        200_000,
+        ge=0,
+        description="texts (and as many distinct tokens) whose token rows featurize keeps "
+        "between calls, as training featurizes the same texts each epoch; 0: none",
+    )
     kernel: Literal["auto", "fused", "reference"] = Field(
         # reference by default: training numerics must not depend on whether numba is
         # installed (the fused kernel agrees to ~1e-6, not bit for bit), and the demo's
@@ -48,6 +55,11 @@ class PQRNN(Student):
     def __init__(self, cfg: PQRNNConfig, label_names: list[str]) -> None:
         super().__init__(cfg, label_names)
         self.projection = HashProjection(cfg.features, cfg.hash_seed)
+        self.text_rows = None
+        if cfg.text_cache:
+            self.text_rows = TextRows(
+                self.projection, cfg.text_cache, cfg.max_tokens, cfg.lowercase
+            )
         self.bottleneck = nn.Sequential(nn.Linear(cfg.features, cfg.bottleneck), nn.ReLU())
         dims = [cfg.bottleneck] + [2 * cfg.hidden] * (cfg.layers - 1)
         if cfg.kernel == "fused" and not qrnn_fused.available():
@@ -63,7 +75,10 @@ class PQRNN(Student):
         self.head = nn.Linear(4 * cfg.hidden, len(label_names))
 
     def featurize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        proj, mask = self.projection.batch(texts, self.cfg.max_tokens, self.cfg.lowercase)
+        if self.text_rows is not None:
+            proj, mask = self.text_rows.batch(texts)
+        else:
+            proj, mask = self.projection.batch(texts, self.cfg.max_tokens, self.cfg.lowercase)
         return {"projection": torch.from_numpy(proj), "mask": torch.from_numpy(mask)}
 
     def _dropout(self, x: torch.Tensor) -> torch.Tensor:
