@@ -153,6 +153,7 @@ def training_runs(
             print(f"  trained {kernel} seed {seed}: {runs[f'{kernel} seed={seed}']}", flush=True)
             if seed == seeds[0]:
                 kept[kernel] = student
+
     def mean(key: str, path: str) -> float:
         return sum(r[key] for r in runs.values() if r["kernel"] == path) / len(seeds)
 

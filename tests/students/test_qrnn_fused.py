@@ -111,9 +111,34 @@ def _student(kernel: str) -> torch.nn.Module:
     return build_student("pqrnn", {**TINY, "kernel": kernel}, LABELS)
 
 
-def test_pqrnn_training_step_is_the_same_with_either_kernel() -> None:
-    texts = ["a good movie", "", "dull , dull , dull !", "words " * 80, "fine"]
-    y = torch.tensor([1, 0, 0, 1, 1])
+def _words(n: int, seed: int) -> str:
+    return " ".join(f"w{(seed * 7 + i * 3) % 23}" for i in range(n))
+
+
+BATCHES = {  # word counts per text; max_tokens is 64, so 80 is cut
+    "one token": [1, 1, 1],
+    "short": [2, 3, 5, 4],
+    "long": [64, 80, 63],
+    "mixed": [1, 0, 7, 80, 12, 2],
+}
+
+
+@pytest.mark.parametrize("name", list(BATCHES))
+def test_the_packed_student_matches_the_reference_in_eval(name: str) -> None:
+    texts = [_words(n, i) for i, n in enumerate(BATCHES[name])]
+    fused, ref = _student("fused").eval(), _student("reference").eval()
+    feats = ref.featurize(texts)
+    out_f, out_r = fused(**feats), ref(**feats)
+    torch.testing.assert_close(out_f.logits, out_r.logits, atol=1e-5, rtol=0)
+    for got, want in zip(out_f.hidden_states or (), out_r.hidden_states or ()):
+        assert got.shape == want.shape  # padded back, zero on padding
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", list(BATCHES))
+def test_pqrnn_training_step_is_the_same_with_either_kernel(name: str) -> None:
+    texts = [_words(n, i) for i, n in enumerate(BATCHES[name])]
+    y = torch.tensor([i % 2 for i in range(len(texts))])
     losses, grads = [], []
     for kernel in ("reference", "fused"):
         student = _student(kernel)
