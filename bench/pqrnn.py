@@ -43,6 +43,7 @@ from tinystudent.inference import Predictor  # noqa: E402
 from tinystudent.students import Student, build_student  # noqa: E402
 from tinystudent.train import TrainConfig, train_student  # noqa: E402
 from tinystudent.train.engine import build_schedule  # noqa: E402
+from tinystudent.train.rows import bucketed_batches, epoch_steps  # noqa: E402
 
 LABELS = ["fresh", "rotten"]
 
@@ -55,24 +56,26 @@ TRAIN_PATHS: dict[str, dict[str, Any]] = {
 
 
 def step_times(
-    texts: list[str], labels: list[int], batch_size: int, batches: int
+    texts: list[str], labels: list[int], batch_size: int, batches: int, epochs: int
 ) -> dict[str, Any]:
-    """Seconds per training step (forward, backward, AdamW) of each kernel on the same batches,
-    interleaved; summed over `batches` length-bucketed batches: one epoch's share."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    random.Random(0).shuffle(groups)
-    groups = groups[:batches]
+    """Seconds per training step (forward, backward, AdamW) of each path on the same batches,
+    interleaved; summed over the first `batches` of an epoch's batches as the engine draws
+    them (length-bucketed pools), with the learning rate of an `epochs`-epoch run's start."""
+    lengths = [len(t) for t in texts]
+    gen = torch.Generator().manual_seed(0)
+    groups = bucketed_batches(list(range(len(texts))), lengths, batch_size, gen)[:batches]
     models = {}
-    cfg = TrainConfig(epochs=1)
-    n_steps = 1 + 3 * len(groups)  # warm-up + 3 per batch
+    cfg = TrainConfig(epochs=epochs)
+    # the whole run's steps (and never fewer than taken here: a warm-up + 3 per batch)
+    n_steps = max(epochs * epoch_steps(len(texts), batch_size), 1 + 3 * len(groups))
     for name, options in TRAIN_PATHS.items():
         torch.manual_seed(0)
         student = build_student("pqrnn", options, LABELS)
         student.train()
         # The engine's optimizer, warm-up schedule and clipping: without them (a flat
         # 3e-3 from step 0) the gates saturate within a few steps and both kernels slow
-        # down many times over, which no real run sees.
+        # down many times over, which no real run sees. The schedule is sized to the whole
+        # run, as the engine sizes it, so these steps see the learning rates of its start.
         opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = build_schedule("one_cycle", opt, n_steps)
         models[name] = (student, opt, sched)
@@ -283,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("[bench] training step time, reference vs fused ...", flush=True)
     with torch_threads(1):
-        result["training_step"] = step_times(texts, labels, 64, 8 if args.quick else 30)
+        result["training_step"] = step_times(texts, labels, 64, 8 if args.quick else 30, epochs)
     print(f"  {result['training_step']}", flush=True)
     data = (texts, labels, test_texts, test_labels)
     result["training"], students = training_runs(data, epochs, [0] if args.quick else [0, 1])
