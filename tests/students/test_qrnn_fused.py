@@ -41,7 +41,8 @@ def test_fused_layer_matches_outputs_and_gradients(window: int, length: int) -> 
         h = layer(xi, mask)
         (h * weight).sum().backward()
         outs.append(h.detach())
-        grads.append([xi.grad] + [p.grad for p in layer.parameters()])
+        # padding's inputs get no gradient in the packed kernel; a pQRNN masks them anyway
+        grads.append([xi.grad * mask.unsqueeze(-1)] + [p.grad for p in layer.parameters()])
     torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=1e-4)
     for got, want in zip(grads[1], grads[0]):
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-3)
@@ -49,22 +50,21 @@ def test_fused_layer_matches_outputs_and_gradients(window: int, length: int) -> 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_fused_gradients_pass_gradcheck_through_hard_resets(threads: int) -> None:
-    """Gate values far past the clamp of log f (e^-5), zoneout and padding: the kernel's
-    gradient is the derivative of what it computes (finite differences, float32 tolerance),
-    on one numba thread and on two."""
+    """Gate values far past the clamp of log f (e^-5), zoneout and packed texts of lengths
+    7, 5, 1 and 0: the kernel's gradient is the derivative of what it computes (finite
+    differences, float32 tolerance), on one numba thread and on two."""
     g = torch.Generator().manual_seed(0)
     window, hidden = 2, 3
-    blocks = 4 * torch.randn(2, 7, 2 * window * 3 * hidden, generator=g)
+    starts = torch.tensor([0, 7, 12, 13, 13])
+    blocks = 4 * torch.randn(13, 2 * window * 3 * hidden, generator=g)
     for k in range(2 * window):  # forget gates mostly below e^-5
-        blocks[:, :, k * 9 + 3 : k * 9 + 6] -= 3.0
-    m = torch.ones(2, 7)
-    m[1, 5:] = 0
-    zone = torch.rand(2, 7, 2 * hidden, generator=g)
+        blocks[:, k * 9 + 3 : k * 9 + 6] -= 3.0
+    zone = torch.rand(13, 2 * hidden, generator=g)
     blocks.requires_grad_(True)
-    w = torch.randn(2, 7, 2 * hidden, generator=g)
+    w = torch.randn(13, 2 * hidden, generator=g)
 
     def loss(b: torch.Tensor) -> torch.Tensor:
-        return (qrnn_fused.FusedBiQRNN.apply(b, m, zone, 0.3, window) * w).sum()
+        return (qrnn_fused.FusedBiQRNN.apply(b, starts, zone, 0.3, window) * w).sum()
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -83,6 +83,15 @@ def test_fused_gradients_pass_gradcheck_through_hard_resets(threads: int) -> Non
         torch.set_num_threads(before)
 
 
+def test_a_mask_with_holes_runs_the_reference_ops() -> None:
+    """The packed kernel knows whole texts only; a mask with a hole falls back, same result."""
+    ref, fused = _pair(2)
+    x = torch.randn(2, 5, 6)
+    mask = torch.tensor([[1, 0, 1, 1, 0], [1, 1, 1, 1, 1]], dtype=torch.float32)
+    assert qrnn_fused.pack(mask) is None
+    torch.testing.assert_close(fused(x * mask[..., None], mask), ref(x * mask[..., None], mask))
+
+
 def test_padding_gets_no_output() -> None:
     """Steps past a text's last real token are skipped, and their output is zero."""
     layer = BiQRNN(4, 3, window=2, fused=True)
@@ -94,6 +103,7 @@ def test_padding_gets_no_output() -> None:
     h = out.detach()
     assert float(h[0, 3:].abs().max()) == 0.0 and float(h[1].abs().min()) > 0.0
     assert x.grad is not None and float(x.grad[0, :3].abs().min()) > 0.0
+    assert float(x.grad[0, 3:].abs().max()) == 0.0  # packed: padding is not read
 
 
 def _student(kernel: str) -> torch.nn.Module:
@@ -101,9 +111,34 @@ def _student(kernel: str) -> torch.nn.Module:
     return build_student("pqrnn", {**TINY, "kernel": kernel}, LABELS)
 
 
-def test_pqrnn_training_step_is_the_same_with_either_kernel() -> None:
-    texts = ["a good movie", "", "dull , dull , dull !", "words " * 80, "fine"]
-    y = torch.tensor([1, 0, 0, 1, 1])
+def _words(n: int, seed: int) -> str:
+    return " ".join(f"w{(seed * 7 + i * 3) % 23}" for i in range(n))
+
+
+BATCHES = {  # word counts per text; max_tokens is 64, so 80 is cut
+    "one token": [1, 1, 1],
+    "short": [2, 3, 5, 4],
+    "long": [64, 80, 63],
+    "mixed": [1, 0, 7, 80, 12, 2],
+}
+
+
+@pytest.mark.parametrize("name", list(BATCHES))
+def test_the_packed_student_matches_the_reference_in_eval(name: str) -> None:
+    texts = [_words(n, i) for i, n in enumerate(BATCHES[name])]
+    fused, ref = _student("fused").eval(), _student("reference").eval()
+    feats = ref.featurize(texts)
+    out_f, out_r = fused(**feats), ref(**feats)
+    torch.testing.assert_close(out_f.logits, out_r.logits, atol=1e-5, rtol=0)
+    for got, want in zip(out_f.hidden_states or (), out_r.hidden_states or ()):
+        assert got.shape == want.shape  # padded back, zero on padding
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", list(BATCHES))
+def test_pqrnn_training_step_is_the_same_with_either_kernel(name: str) -> None:
+    texts = [_words(n, i) for i, n in enumerate(BATCHES[name])]
+    y = torch.tensor([i % 2 for i in range(len(texts))])
     losses, grads = [], []
     for kernel in ("reference", "fused"):
         student = _student(kernel)
@@ -142,3 +177,29 @@ def test_kernel_fused_without_numba_is_one_clear_error(monkeypatch: pytest.Monke
     auto = _student("auto")  # falls back to the reference ops
     out = auto(**auto.featurize(["still works"])).logits
     assert out.shape == (1, 2) and torch.isfinite(out).all()
+
+
+def test_fused_training_through_the_engine_matches_the_reference_and_repeats() -> None:
+    """`train_student` with `kernel: fused`: without random draws (dropout and zoneout 0) it
+    ends where the reference ends, to float32 rounding; with them, two runs of one seed end
+    with the same weights, bit for bit."""
+    from tinystudent.train import TrainConfig, train_student
+
+    texts = [_words(n, i) for i, n in enumerate([1, 0, 3, 9, 30, 80, 2, 5] * 4)]
+    labels = [i % 2 for i in range(len(texts))]
+    probs = np.eye(2, dtype=np.float32)[labels]
+    cfg = TrainConfig(epochs=2, batch_size=8, seed=0)
+
+    def trained(kernel: str, draws: bool) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        options = {**TINY, "kernel": kernel, "dropout": 0.1 if draws else 0.0}
+        student = build_student("pqrnn", {**options, "zoneout": 0.1 if draws else 0.0}, LABELS)
+        train_student(student, texts, probs, labels, cfg)
+        return {k: v.clone() for k, v in student.state_dict().items()}
+
+    ref, fused = trained("reference", False), trained("fused", False)
+    for name, want in ref.items():
+        torch.testing.assert_close(fused[name], want, atol=1e-4, rtol=1e-3, msg=name)
+    a, b = trained("fused", True), trained("fused", True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], fused[k]) for k in a)  # the draws did something

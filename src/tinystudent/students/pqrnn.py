@@ -17,6 +17,7 @@ from tinystudent.students import qrnn_fused
 from tinystudent.students.base import Student, StudentConfig, StudentOutput
 from tinystudent.students.hashing import HashProjection
 from tinystudent.students.qrnn import BiQRNN
+from tinystudent.students.text_rows import TextRows
 
 
 class PQRNNConfig(StudentConfig):
@@ -30,6 +31,12 @@ class PQRNNConfig(StudentConfig):
     max_tokens: int = Field(64, ge=1)
     lowercase: bool = True
     hash_seed: int = Field(0, ge=0)
+    text_cache: int = Field(
+        200_000,
+        ge=0,
+        description="texts (and as many distinct tokens) whose token rows featurize keeps "
+        "between calls, as training featurizes the same texts each epoch; 0: none",
+    )
     kernel: Literal["auto", "fused", "reference"] = Field(
         # reference by default: training numerics must not depend on whether numba is
         # installed (the fused kernel agrees to ~1e-6, not bit for bit), and the demo's
@@ -48,6 +55,11 @@ class PQRNN(Student):
     def __init__(self, cfg: PQRNNConfig, label_names: list[str]) -> None:
         super().__init__(cfg, label_names)
         self.projection = HashProjection(cfg.features, cfg.hash_seed)
+        self.text_rows = None
+        if cfg.text_cache:
+            self.text_rows = TextRows(
+                self.projection, cfg.text_cache, cfg.max_tokens, cfg.lowercase
+            )
         self.bottleneck = nn.Sequential(nn.Linear(cfg.features, cfg.bottleneck), nn.ReLU())
         dims = [cfg.bottleneck] + [2 * cfg.hidden] * (cfg.layers - 1)
         if cfg.kernel == "fused" and not qrnn_fused.available():
@@ -63,7 +75,10 @@ class PQRNN(Student):
         self.head = nn.Linear(4 * cfg.hidden, len(label_names))
 
     def featurize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        proj, mask = self.projection.batch(texts, self.cfg.max_tokens, self.cfg.lowercase)
+        if self.text_rows is not None:
+            proj, mask = self.text_rows.batch(texts)
+        else:
+            proj, mask = self.projection.batch(texts, self.cfg.max_tokens, self.cfg.lowercase)
         return {"projection": torch.from_numpy(proj), "mask": torch.from_numpy(mask)}
 
     def _dropout(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,17 +93,34 @@ class PQRNN(Student):
 
     def forward(self, **features: torch.Tensor) -> StudentOutput:
         projection, mask = features["projection"], features["mask"]
-        # Padding must stay exactly zero: ReLU(bias) is not, and the backward QRNN's window
-        # would read it beside the last real token, making outputs depend on the batch.
-        h = self._dropout(self.bottleneck(projection)) * mask.unsqueeze(-1)
-        hidden_states = []
-        for layer in self.qrnn:
-            h = self._dropout(layer(h, mask))
-            hidden_states.append(h)
-        m = mask.unsqueeze(-1)
+        packed = qrnn_fused.pack(mask) if self.fused and qrnn_fused.can_fuse(projection) else None
+        if packed is not None:
+            hidden_states = self._packed_layers(projection, mask, *packed)
+        else:
+            # Padding must stay exactly zero: ReLU(bias) is not, and the backward QRNN's
+            # window would read it beside the last real token, making outputs depend on
+            # the batch.
+            h = self._dropout(self.bottleneck(projection)) * mask.unsqueeze(-1)
+            hidden_states = []
+            for layer in self.qrnn:
+                h = self._dropout(layer(h, mask))
+                hidden_states.append(h)
+        h, m = hidden_states[-1], mask.unsqueeze(-1)
         mean = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
         mx = h.masked_fill(m == 0, float("-inf")).amax(1)
         pooled = torch.cat([mean, mx], dim=-1)
         return StudentOutput(
             logits=self.head(pooled), pooled=pooled, hidden_states=tuple(hidden_states)
         )
+
+    def _packed_layers(
+        self, projection: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor, starts: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """The layers' outputs [B, L, 2H] (zero-padded), computed on the real tokens only:
+        the bottleneck and gate products run on [N, D] rows, not on the padded batch."""
+        h = self._dropout(self.bottleneck(projection.reshape(-1, projection.shape[-1])[rows]))
+        hidden_states = []
+        for layer in self.qrnn:
+            h = self._dropout(qrnn_fused.packed_biqrnn(layer, h, starts))
+            hidden_states.append(qrnn_fused.unpack(h, rows, mask.shape))
+        return hidden_states

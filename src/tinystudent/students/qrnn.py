@@ -77,7 +77,9 @@ class BiQRNN(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.fused and qrnn_fused.can_fuse(x):
-            return qrnn_fused.fused_biqrnn(self, x, mask)
+            out = qrnn_fused.fused_biqrnn(self, x, mask)
+            if out is not None:  # None: a mask with holes, which only the reference runs
+                return out
         h_f = self.fwd(x, mask)
         # Right padding becomes left padding when reversed; padded steps carry no input, so
         # the backward state starts at zero on the last real token.

@@ -5,14 +5,17 @@ concatenating the input, runs two gate products, then evaluates the gates and th
 closed-form scan as a dozen small tensor ops, each with its own autograd node; on CPU those,
 not the matrix products, take most of a pQRNN training step. Here a layer is:
 
-- one product x [B, L, D] -> blocks [B, L, G], the light runtime's layout (G = 2 directions x
+- a packed batch: the real tokens only, concatenated (`pack`), so neither the products nor
+  the kernels spend work on padding (a quarter of a length-bucketed batch of Rotten
+  Tomatoes texts);
+- one product x [N, D] -> blocks [N, G], the light runtime's layout (G = 2 directions x
   window x 3H; block (d, k) is what the input at offset k gives direction d, see
   `tinystudent.export.fused_graph`), so no shifted copies of x are made;
 - `FusedBiQRNN`: per text and direction, the window sum of blocks, the gates and the
   recurrence c_t = F_t c_{t-1} + m_t sigmoid(-f_t) tanh(z_t), F_t = max(sigmoid(f_t), e^-5)
-  where m_t = 1 and F_t = 1 where m_t = 0, h_t = sigmoid(o_t) c_t masked: the reference's
-  recurrence, step by step, over each text's real tokens only. The backward pass walks time
-  the other way from the saved states and gate exponentials.
+  where zoneout's m_t = 1 and F_t = 1 where m_t = 0, h_t = sigmoid(o_t) c_t: the
+  reference's recurrence, step by step. The backward pass walks time the other way from
+  the saved states and gate exponentials.
 
 The kernels run on as many numba threads as torch has, so `torch.set_num_threads` governs
 both (one thread is the training default).
@@ -70,38 +73,52 @@ def _pick(name: str) -> Any:
 
 
 class FusedBiQRNN(torch.autograd.Function):
+    """blocks [N, G] of a packed batch (text b in rows starts[b]:starts[b + 1]) -> h [N, 2H]."""
+
     @staticmethod
     def forward(
         ctx: Any,
         blocks: torch.Tensor,
-        mask: torch.Tensor,
+        starts: torch.Tensor,
         zone: torch.Tensor | None,
         rate: float,
         window: int,
     ) -> torch.Tensor:
         g = blocks.detach().contiguous()
-        n, length = g.shape[0], g.shape[1]
-        hidden = g.shape[2] // (6 * window)
-        mk = mask.detach().to(torch.float32).contiguous()
-        zn = zone if zone is not None else torch.zeros(1, 1, 1)
-        h = torch.empty(n, length, 2 * hidden)
-        c = torch.empty(n, length, 2 * hidden)
-        act = torch.empty(n, length, 6 * hidden)
-        args = (g.numpy(), mk.numpy(), zn.numpy(), zone is not None, float(rate), window, hidden)
+        n = g.shape[0]
+        hidden = g.shape[1] // (6 * window)
+        st = starts.detach().to(torch.int64).contiguous()
+        zn = zone if zone is not None else torch.zeros(1, 1)
+        h = torch.empty(n, 2 * hidden)
+        c = torch.empty(n, 2 * hidden)
+        act = torch.empty(n, 6 * hidden)
+        args = (g.numpy(), st.numpy(), zn.numpy(), zone is not None, float(rate), window, hidden)
         _pick("forward")(*args, h.numpy(), c.numpy(), act.numpy())
-        ctx.save_for_backward(act, mk, zn, c)
-        ctx.length_g = g.shape
+        ctx.save_for_backward(act, st, zn, c)
+        ctx.shape = g.shape
         ctx.args = (zone is not None, float(rate), window, hidden)
         return h
 
     @staticmethod
     def backward(ctx: Any, grad_h: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        act, mk, zn, c = ctx.saved_tensors
-        dblocks = torch.empty(ctx.length_g)
+        act, st, zn, c = ctx.saved_tensors
+        dblocks = torch.empty(ctx.shape)
         dh = grad_h.detach().to(torch.float32)  # strided views are fine: no copy
-        args = (act.numpy(), mk.numpy(), zn.numpy(), *ctx.args, c.numpy(), dh.numpy())
+        args = (act.numpy(), st.numpy(), zn.numpy(), *ctx.args, c.numpy(), dh.numpy())
         _pick("backward")(*args, dblocks.numpy())
         return dblocks, None, None, None, None
+
+
+def pack(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(rows, starts) of a right-padded mask [B, L]: the flat indices of the real positions
+    and each text's first packed row (B + 1 entries); None when the mask has holes (the
+    packed kernel knows only whole texts)."""
+    lengths = (mask != 0).sum(1)
+    if not bool((mask != 0).eq(torch.arange(mask.shape[1]) < lengths[:, None]).all()):
+        return None
+    starts = torch.zeros(mask.shape[0] + 1, dtype=torch.int64)
+    torch.cumsum(lengths, 0, out=starts[1:])
+    return (mask.reshape(-1) != 0).nonzero().squeeze(1), starts
 
 
 def window_weights(fwd: Any, bwd: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,16 +134,33 @@ def window_weights(fwd: Any, bwd: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(weights), torch.cat(biases)
 
 
-def fused_biqrnn(layer: Any, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """A `qrnn.BiQRNN` layer's output [B, L, 2H] (masked) through the fused kernel."""
+def packed_biqrnn(layer: Any, x: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+    """A `qrnn.BiQRNN` layer's output [N, 2H] on a packed batch x [N, D] (see `pack`)."""
     weight, bias = window_weights(layer.fwd, layer.bwd)
     blocks = F.linear(x, weight, bias)
     rate = float(layer.fwd.zoneout)
     zone = None
     if layer.training and rate > 0:  # uniform draws; a unit updates where draw >= rate
-        zone = torch.rand(x.shape[0], x.shape[1], 2 * (weight.shape[0] // (6 * layer.fwd.window)))
-    out: torch.Tensor = FusedBiQRNN.apply(blocks, mask, zone, rate, layer.fwd.window)
+        zone = torch.rand(x.shape[0], 2 * (weight.shape[0] // (6 * layer.fwd.window)))
+    out: torch.Tensor = FusedBiQRNN.apply(blocks, starts, zone, rate, layer.fwd.window)
     return out
+
+
+def fused_biqrnn(layer: Any, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+    """A `qrnn.BiQRNN` layer's output [B, L, 2H] (masked) through the packed kernel, or None
+    when the mask has holes."""
+    packed = pack(mask)
+    if packed is None:
+        return None
+    rows, starts = packed
+    h = packed_biqrnn(layer, x.reshape(-1, x.shape[-1]).index_select(0, rows), starts)
+    return unpack(h, rows, mask.shape)
+
+
+def unpack(h: torch.Tensor, rows: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Packed rows [N, W] back to a zero-padded [B, L, W] (differentiably)."""
+    out = h.new_zeros(shape[0] * shape[1], h.shape[1]).index_copy(0, rows, h)
+    return out.view(shape[0], shape[1], h.shape[1])
 
 
 def can_fuse(x: torch.Tensor) -> bool:
