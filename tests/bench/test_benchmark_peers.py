@@ -89,3 +89,71 @@ def test_train_on_is_checked_and_rt_lists_the_peers() -> None:
     assert {"setfit", "model2vec-clf", "model2vec-clf (teacher labels)"} <= set(rt.baselines)
     assert rt.baselines["model2vec-clf (teacher labels)"].train_on == "teacher"
     assert "train_on" not in rt.baselines["model2vec-clf (teacher labels)"].options
+
+
+def _tiny_body(teacher_dir: Path, out: Path) -> Path:
+    """A 1-layer, 16-wide random BERT on the toy vocabulary: the student body to distil into."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    out.mkdir()
+    for f in teacher_dir.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens", "vocab")):
+            shutil.copy2(f, out / f.name)
+    torch.manual_seed(1)
+    cfg = BertConfig(
+        vocab_size=BertConfig.from_pretrained(teacher_dir).vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    BertModel(cfg).save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def test_setfit_distilled_runs_in_the_bench_on_the_pool_and_is_cached(
+    toy_csv: Path,
+    tiny_teacher_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    setfit = pytest.importorskip("setfit")
+    from tinystudent.cli import main
+
+    student = _tiny_body(tiny_teacher_dir, tmp_path / "student")
+    teacher = str(tiny_teacher_dir)
+    spec = _spec(toy_csv, tiny_teacher_dir, tmp_path / "cache")
+    distilled = {"kind": "setfit-distilled", "teacher": teacher, "teacher_iterations": 2}
+    distilled.update(student=str(student), n_unlabeled=50, max_steps=6, max_length=16)
+    spec["baselines"] = {"setfit": spec["baselines"]["setfit"], "setfit-distilled": distilled}
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["bench", str(path), "--quick", "--out", str(tmp_path / "a")]) == 0
+    assert "| setfit-distilled |" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "a" / "peers.json").read_text())
+    rows = {(r["system"], r["seed"]): r for r in doc["runs"]}
+    row = rows[("setfit-distilled", 0)]
+    assert 0.0 <= row["accuracy"] <= 1.0
+    assert row["trained_on"] == "gold+pool" and row["train_texts"] == 16 + 50
+    entry = doc["systems"]["setfit-distilled"]
+    assert entry["params"] < doc["systems"]["setfit"]["params"]  # the smaller body
+    assert entry["size_bytes"] > 0 and "threads=1" in entry["speed"]
+    # the setfit teacher is the setfit row's (trained once), plus the distilled peer
+    kinds = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache" / "peers").iterdir())
+    assert kinds == ["setfit", "setfit-distilled"], kinds
+    assert not list((tmp_path / "cache").rglob("*.pkl"))
+
+    # A rerun loads the distilled peers instead of distilling again.
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a cached distilled peer was trained again")
+
+    monkeypatch.setattr(setfit.DistillationTrainer, "train", no_training)
+    assert main(["bench", str(path), "--quick", "--out", str(tmp_path / "b")]) == 0
+    runs = json.loads((tmp_path / "b" / "peers.json").read_text())["runs"]
+    again = {(r["system"], r["seed"]): r for r in runs}
+    assert again[("setfit-distilled", 0)]["accuracy"] == row["accuracy"]

@@ -8,11 +8,19 @@ from tinystudent.baselines.base import Baseline, NotFittedError
 from tinystudent.baselines.fasttext_baseline import FastTextClassifier
 from tinystudent.baselines.model2vec_baseline import Model2VecLogReg, distill_static_model
 from tinystudent.baselines.peers import Model2VecClassifier, SetFitPeer
+from tinystudent.baselines.setfit_distilled import SetFitDistilledPeer
 from tinystudent.baselines.tfidf import TfidfLogReg
 
 BASELINES: dict[str, type[Baseline]] = {
     cls.name: cls
-    for cls in (TfidfLogReg, FastTextClassifier, Model2VecLogReg, SetFitPeer, Model2VecClassifier)
+    for cls in (
+        TfidfLogReg,
+        FastTextClassifier,
+        Model2VecLogReg,
+        SetFitPeer,
+        SetFitDistilledPeer,
+        Model2VecClassifier,
+    )
 }
 
 __all__ = [
@@ -22,6 +30,7 @@ __all__ = [
     "Model2VecClassifier",
     "Model2VecLogReg",
     "NotFittedError",
+    "SetFitDistilledPeer",
     "SetFitPeer",
     "TfidfLogReg",
     "distill_static_model",

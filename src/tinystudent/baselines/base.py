@@ -26,6 +26,11 @@ class Baseline(ABC):
     """fit on (texts, label ids), then class probabilities, parameter count and shipped size."""
 
     name: ClassVar[str]
+    #: Trains for minutes: the benchmark hands it a cache dir, where it keeps its trained model
+    #: under a content key.
+    content_cached: ClassVar[bool] = False
+    #: Learns from unlabeled texts too: the benchmark sets `pool` (its unlabeled pool) first.
+    uses_pool: ClassVar[bool] = False
 
     @abstractmethod
     def fit(self: B, texts: list[str], labels: list[int], n_classes: int) -> B:

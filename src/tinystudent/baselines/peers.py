@@ -30,7 +30,7 @@ def peer_key(kind: str, options: dict[str, Any], texts: list[str], labels: list[
     return f"{kind}-{fingerprint(kind, opts, texts, labels)[:20]}"
 
 
-def _publish(tmp: Path, target: Path) -> None:
+def publish(tmp: Path, target: Path) -> None:
     """Move a finished folder into place; a lost race with an identical writer is fine."""
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -46,6 +46,7 @@ class SetFitPeer(Baseline):
     """SetFit on the k gold examples (the library's recipe; see `teachers/setfit.py`)."""
 
     name = "setfit"
+    content_cached = True
 
     def __init__(
         self,
@@ -70,6 +71,7 @@ class SetFitPeer(Baseline):
         self.seed = seed
         self._teacher: Any = None
         self.from_cache = False
+        self.path: Path | None = None  # the cached teacher folder, once fitted with a cache
 
     def fit(self, texts: list[str], labels: list[int], n_classes: int) -> SetFitPeer:
         from tinystudent.teachers.setfit import SetFitTeacher
@@ -81,6 +83,7 @@ class SetFitPeer(Baseline):
         if self.cache_dir is not None:
             options = {**self.cfg.model_dump(), "seed": self.seed, "n_classes": n_classes}
             target = self.cache_dir / "peers" / peer_key(self.name, options, texts, labels)
+            self.path = target
             if (target / "teacher.json").is_file():
                 self._teacher = SetFitTeacher.load(target, cache_dir=embed_cache)
                 self.from_cache = True
@@ -94,7 +97,7 @@ class SetFitPeer(Baseline):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
                 self._teacher.save(tmp)
-                _publish(tmp, target)
+                publish(tmp, target)
                 self._teacher = SetFitTeacher.load(target, cache_dir=embed_cache)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -120,6 +123,7 @@ class Model2VecClassifier(Baseline):
     """model2vec's `StaticModelForClassification` over vectors distilled from `teacher`."""
 
     name = "model2vec-clf"
+    content_cached = True
 
     def __init__(
         self,
@@ -189,7 +193,7 @@ class Model2VecClassifier(Baseline):
         state = {k: v.detach().contiguous() for k, v in self._clf.state_dict().items()}
         save_safetensors(tmp / "classifier.safetensors", state, {"format": "pt"})
         write_json(tmp / "classifier.json", {"classes": self._classes})
-        _publish(tmp, target)
+        publish(tmp, target)
 
     def _load(self, target: Path) -> None:
         from safetensors.torch import load_file

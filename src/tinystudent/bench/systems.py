@@ -325,7 +325,7 @@ def _baseline(spec: BaselineSpec, cache_root: Path, seed: int) -> Any:
     options = {"seed": seed, **spec.options}
     if spec.kind == "model2vec-lr":  # distilling the static model takes minutes: once
         options.setdefault("cache_dir", str(cache_root / "model2vec"))
-    if spec.kind in ("setfit", "model2vec-clf"):  # trained peers are cached by content key
+    if BASELINES[spec.kind].content_cached:  # trained peers are cached by content key
         options.setdefault("cache_dir", str(cache_root))
     return BASELINES[spec.kind](**options)
 
@@ -342,6 +342,8 @@ def baseline_record(u: Unit, bname: str, bspec: BaselineSpec) -> None:
             if bspec.train_on == "teacher":  # the distilling teacher's labels, hard
                 ref = u.spec.kd_teachers[0]
                 texts, labels = u.transfer, u.kd_probs[ref].argmax(1).tolist()
+            if model.uses_pool:  # e.g. setfit-distilled: the gold set teaches, the pool is used
+                model.pool = u.transfer[len(split.train_texts) :]
             with single_thread_blas():  # CV fits of small LRs; see single_thread_blas
                 model.fit(texts, labels, len(split.label_names))
                 p = model.predict_proba(split.test_texts)
@@ -350,8 +352,8 @@ def baseline_record(u: Unit, bname: str, bspec: BaselineSpec) -> None:
                 p,
                 ref,
                 role="baseline",
-                trained_on=bspec.train_on,
-                train_texts=len(texts),
+                trained_on=f"{bspec.train_on}+pool" if model.uses_pool else bspec.train_on,
+                train_texts=len(texts) + getattr(model, "pool_used", 0),
                 params=model.num_params(),
                 seconds=time.perf_counter() - t0,
             )

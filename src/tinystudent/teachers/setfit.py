@@ -143,25 +143,46 @@ class SetFitTeacher:
                 _save_body(model, body)
                 write_json(work / "body.json", key)
             model.fit(texts, labels, num_epochs=1, show_progress_bar=False)  # the LR head only
-            encoder = SentenceEncoder.from_pretrained(
-                str(body), cfg.max_length, body_layout(body), cfg.predict_batch_size, cache_dir
-            )
-            frozen = FrozenEncoderTeacher(encoder, label_names, _frozen_cfg(cfg)).to(device)
-            frozen.weight, frozen.bias = linear_head(model.model_head, len(label_names))
-            diff = _export_gap(model, frozen, texts)
-            if diff > EXPORT_TOLERANCE:
-                raise TinyStudentError(
-                    f"setfit teacher: the exported head differs from setfit's by {diff:.2g}"
-                )
-            info = {"seed": seed, "n_train": len(texts), "max_abs_diff_vs_setfit": diff}
+            info = {"seed": seed, "n_train": len(texts)}
             info["pairs"] = 2 * cfg.num_iterations * len(texts)
-            teacher = cls(frozen, cfg, info)
+            teacher = cls.from_setfit_model(
+                model, body, cfg, label_names, texts, info, cache_dir, device
+            )
             teacher.resumed_body = resumed
-            teacher._body_source = body  # copied into the teacher folder by `save`
             return teacher
         finally:
             if checkpoint_dir is None:
                 shutil.rmtree(work, ignore_errors=True)
+
+    @classmethod
+    def from_setfit_model(
+        cls,
+        model: Any,
+        body: Path,
+        cfg: SetFitTeacherConfig,
+        label_names: list[str],
+        check_texts: list[str],
+        fit_info: dict[str, Any],
+        cache_dir: str | Path | None = None,
+        device: str | torch.device = "cpu",
+    ) -> SetFitTeacher:
+        """A trained SetFitModel (its body saved at `body`) as our frozen teacher on `device`;
+        refuses an export whose probabilities on `check_texts` differ from setfit's own."""
+        encoder = SentenceEncoder.from_pretrained(
+            str(body), cfg.max_length, body_layout(body), cfg.predict_batch_size, cache_dir
+        )
+        frozen = FrozenEncoderTeacher(encoder, label_names, _frozen_cfg(cfg)).to(
+            resolve_device(device)
+        )
+        frozen.weight, frozen.bias = linear_head(model.model_head, len(label_names))
+        diff = _export_gap(model, frozen, check_texts)
+        if diff > EXPORT_TOLERANCE:
+            raise TinyStudentError(
+                f"setfit teacher: the exported head differs from setfit's by {diff:.2g}"
+            )
+        teacher = cls(frozen, cfg, {**fit_info, "max_abs_diff_vs_setfit": diff})
+        teacher._body_source = body  # copied into the teacher folder by `save`
+        return teacher
 
     # -- inference (all of it the frozen teacher's) -----------------------------------------
     def predict_proba(self, texts: list[str], use_cache: bool = True) -> np.ndarray:
