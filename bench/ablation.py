@@ -50,6 +50,8 @@ STUDENTS: dict[str, dict[str, dict[str, Any]]] = {
         "dr": {"kind": "pqrnn", "max_tokens": 128},
     },
 }
+#: A `teachers` member {SEED_OFFSET: i}: the dataset's own teacher with training seed data.seed + i.
+SEED_OFFSET = "seed_offset"
 KD, CE = {"kind": "kd", "temperature": 2.0, "weight": 0.9}, {"kind": "ce", "weight": 0.1}
 AUGMENT = {"enabled": True, "num_examples": 0, "augment": ["mask", "swap", "ngram"]}
 # One lever per row, each a patch on top of the base recipe (deep-merged; lists replace).
@@ -85,6 +87,13 @@ LEVERS: dict[str, dict[str, Any]] = {
         "teacher": {"kind": "tfidf", "temperature": "auto"},
         "generate": {**AUGMENT, "augment_per_text": 4},
     },
+    # Lever 5 (teacher signal): the base teacher fine-tuned with 3 training seeds on the same
+    # k-shot set, averaged. One fine-tune is a draw (refit with another seed, it changes its
+    # mind on 10-18% of RT's test texts: bench/teacher_agreement.py); the mean is steadier.
+    "teacher-seeds-3": {
+        "teachers": [{SEED_OFFSET: 0}, {SEED_OFFSET: 1}, {SEED_OFFSET: 2}],
+        "amalgamation": {"method": "average"},
+    },
     "rdrop+epochs-16": {
         "train": {
             "epochs": 16,
@@ -98,6 +107,18 @@ LEVERS: dict[str, dict[str, Any]] = {
 def _new_teacher(lever: str) -> bool:
     """Does the lever replace the base recipe's teacher (so nothing of it can be reused)?"""
     return bool({"teacher", "teachers"} & set(LEVERS.get(lever, {})))
+
+
+def _seeded_members(patch: dict[str, Any], teacher: dict[str, Any], seed: int) -> dict[str, Any]:
+    """`patch` with each {SEED_OFFSET: i} member of its `teachers` made the dataset's own
+    `teacher` section trained with seed `seed + i` (a seed ensemble of the base teacher)."""
+    members = patch.get("teachers")
+    if not members or not any(SEED_OFFSET in m for m in members):
+        return patch
+    seeded = [
+        {**teacher, "seed": seed + m[SEED_OFFSET]} if SEED_OFFSET in m else m for m in members
+    ]
+    return {**patch, "teachers": seeded}
 
 
 def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +146,8 @@ def unit_recipe(
         base = merge(base, {"train": {"epochs": 1}})
     patch = LEVERS[lever]
     if _new_teacher(lever):  # another teacher: its section replaces the dataset's
-        base.pop("teacher", None)
+        own = base.pop("teacher", {})
+        patch = _seeded_members(patch, own, seed)
     base = merge(base, patch)
     base["name"] = f"{dataset}-k{k}-s{seed}-{student}-{lever}"
     return Recipe(**base)

@@ -10,10 +10,11 @@ import hashlib
 import math
 from pathlib import Path
 from pickle import UnpicklingError  # only to report torch's refusal; nothing is unpickled here
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from torch import nn
 
 from tinystudent.assets import resolve_model
@@ -49,6 +50,21 @@ class EncoderTeacherConfig(BaseModel):
     # Off by default: pickle weights (.bin, .pt, ...) can run code on load; see safety.py.
     # Excluded from dumps (and so from stage hashes): it picks a file format, not the outputs.
     allow_pickle: bool = Field(False, exclude=True)
+    seed: int | None = Field(
+        None,
+        ge=0,
+        description="training seed (head init, dropout, batch order); None: the data's seed. "
+        "Members of `teachers` that fine-tune one model with several seeds form a seed ensemble",
+    )
+
+    @model_serializer(mode="wrap")
+    def _hash_stable(self, handler: SerializerFunctionWrapHandler, info: Any) -> dict[str, Any]:
+        """Leave `seed: None` (added later) out of stage hashes, so teachers fitted before it
+        existed keep their finished stages."""
+        out: dict[str, Any] = handler(self)
+        if (info.context or {}).get("stage_hash") and out.get("seed", 0) is None:
+            out.pop("seed")
+        return out
 
 
 def length_sorted_batches(texts: list[str], batch_size: int) -> list[list[int]]:

@@ -85,11 +85,10 @@ def _own_size(teacher: Any, saved: Path | None) -> int:
 def _fit_encoder(req: FitRequest) -> tuple[Any, dict[str, Any]]:
     from tinystudent.seed import seed_everything
 
-    seed_everything(req.seed)  # the new head's init must not depend on what ran before
+    seed = req.seed if req.cfg.seed is None else req.cfg.seed  # the config's wins
+    seed_everything(seed)  # the new head's init must not depend on what ran before
     teacher = encoder.EncoderTeacher.from_pretrained(req.label_names, req.cfg).to(req.device)
-    losses = teacher.fine_tune(
-        req.texts, req.gold, seed=req.seed, checkpoint_dir=req.checkpoint_dir
-    )
+    losses = teacher.fine_tune(req.texts, req.gold, seed=seed, checkpoint_dir=req.checkpoint_dir)
     return teacher, {"epoch_losses": losses, "resumed_from_epoch": teacher.resumed_from_epoch}
 
 
