@@ -31,12 +31,8 @@ def _trained(stages: Stages, student_dir: Path, key: str) -> EmbeddingStudent | 
     `stages.json` like every stage, or (a run directory from before it kept one) named by
     the key in the student's own metadata."""
     meta = student_dir / META
-    legacy = (
-        "student" not in stages.stages
-        and meta.exists()
-        and read_json(meta).get("recipe_hash") == key
-    )
-    if not (stages.is_done("student", key, meta) or legacy):
+    stages.adopt("student", key, meta, "recipe_hash")
+    if not stages.is_done("student", key, meta):
         return None
     stages.mark("student", key, ran=False)
     return EmbeddingStudent.load(student_dir)
