@@ -12,33 +12,15 @@ import pytest
 
 import tinystudent.rationale.pipeline as pipeline_mod
 import tinystudent.rationale.train as train_mod
-from tests.rationale.conftest import toy_problems, write_jsonl
-from tinystudent.rationale.recipe import RationaleRecipe, parse_rationale_recipe
+from tests.rationale.conftest import recipe_file
+from tinystudent.rationale.recipe import RationaleRecipe, load_rationale_recipe
 from tinystudent.rationale.student import META
 
 STAGES = ("rationales", "baseline", "student")
 
 
 def _recipe(tmp_path: Path, tiny_lm_dir: Path, steps: int = 4) -> RationaleRecipe:
-    train_path = write_jsonl(tmp_path / "train.jsonl", toy_problems(12, seed=0))
-    test_path = write_jsonl(tmp_path / "test.jsonl", toy_problems(3, seed=99, prefix="t"))
-    return parse_rationale_recipe(
-        {
-            "name": "toy",
-            "data": {"source": "jsonl", "train_path": str(train_path), "test_path": str(test_path)},
-            "student": {"model": str(tiny_lm_dir)},
-            "train": {
-                "mode": "multitask",
-                "num_examples": 8,
-                "steps": steps,
-                "batch_size": 2,
-                "lr": 3e-3,
-                "max_seq_len": 200,
-                "checkpoint_every": 2,
-            },
-            "evaluate": {"batch_size": 3, "max_new_tokens": 3, "cot_max_new_tokens": 3},
-        }
-    )
+    return load_rationale_recipe(recipe_file(tmp_path, tiny_lm_dir, steps=steps))
 
 
 def _run(recipe: RationaleRecipe, out: Path) -> dict[str, Any]:
