@@ -67,9 +67,7 @@ def run_embed_distill(recipe: EmbedRecipe, out_dir: str | Path) -> dict[str, Any
         )
         train_log = result.log()
         teacher_info = {"model": teacher.cfg.model, "dim": teacher.dim}
-        model.save(
-            student_dir, {"recipe_hash": key, "teacher": teacher_info, "training": train_log}
-        )
+        model.save(student_dir, {"teacher": teacher_info, "training": train_log})
         stages.mark("student", key, ran=True)
     else:
         log.info("%s: already trained for this recipe; skipping training", student_dir)
