@@ -135,3 +135,31 @@ def test_objectives_and_schedule_are_shown_resolved(
     ]
     assert train["schedule"]["temperature"] == [4.0, 1.0]
     assert "alpha" not in train
+
+
+ISSUE_KINDS = ("kd", "mse", "ce", "embedding", "hidden", "attention", "rdrop", "contrastive")
+
+
+def test_every_objective_kind_and_a_schedule_are_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each kind the project offers checks from one recipe and comes back with its options."""
+    entries = "".join(f"    - {{kind: {k}}}\n" for k in ISSUE_KINDS)
+    r = tmp_path / "r.yaml"
+    r.write_text(
+        "train:\n  objectives:\n" + entries + "  schedule: {kind: cosine, temperature: [4, 1],"
+        " weights: {ce: [0, 0.5], contrastive: [1, 0]}}\n"
+    )
+    assert main(["check", str(r)]) == 0
+    train = yaml.safe_load(capsys.readouterr().out)["train"]
+    shown = {o["kind"]: o for o in train["objectives"]}
+    assert tuple(shown) == ISSUE_KINDS
+    assert all(o["weight"] == 1.0 for o in shown.values())
+    assert shown["contrastive"]["temperature"] > 0 and "mapping" in shown["hidden"]
+    assert "mapping" in shown["attention"] and "loss" in shown["embedding"]
+    assert train["schedule"] == {
+        "kind": "cosine",
+        "warmup_fraction": 1.0,
+        "temperature": [4.0, 1.0],
+        "weights": {"ce": [0.0, 0.5], "contrastive": [1.0, 0.0]},
+    }

@@ -1,4 +1,4 @@
-"""`stages.json`: the one resume scheme of every kind of run (pipeline, bench, embed).
+"""`stages.json`: the one resume scheme of every kind of run (pipeline, bench, embed, rationale).
 
 A run directory records, per stage, the key (`io.recipe_key` of what the stage depends on,
 with code versions folded in) its artifact was made with. A rerun skips a stage whose key
@@ -28,6 +28,17 @@ class Stages:
 
     def is_done(self, stage: str, key: str, artifact: Path) -> bool:
         return self.stages.get(stage) == key and artifact.exists()
+
+    def adopt(self, stage: str, key: str, meta: Path, field: str) -> None:
+        """Take over a stage of a run directory from before `stages.json`, which kept the
+        stage's key in its artifact's own metadata (`meta[field]`): a stage not recorded here
+        whose metadata names `key` is recorded as done with it, so such a directory resumes
+        instead of redoing the work (persisted by the `mark` that follows)."""
+        if stage in self.stages or not meta.is_file():
+            return
+        recorded = read_json(meta)
+        if isinstance(recorded, dict) and recorded.get(field) == key:
+            self.stages[stage] = key
 
     def mark(self, stage: str, key: str, ran: bool) -> None:
         self.stages[stage] = key

@@ -128,7 +128,13 @@ def test_embed_distill_end_to_end_and_resume(toy_csv, texts_file, tiny_teacher_d
     # One resume scheme for every kind of run: the student's key is in stages.json.
     stages = tmp_path / "run" / "stages.json"
     assert json.loads(stages.read_text()) == {"student": recipe.training_hash()}
-    stages.unlink()  # a run directory from before stages.json: its student's metadata names it
+    meta = tmp_path / "run" / "student" / "embedder.json"
+    assert "recipe_hash" not in json.loads(meta.read_text())  # the key lives in stages.json
+    # A run directory from before stages.json: its student's metadata named the key.
+    stages.unlink()
+    meta.write_text(
+        json.dumps({**json.loads(meta.read_text()), "recipe_hash": recipe.training_hash()})
+    )
     run_embed_distill(recipe, tmp_path / "run")
     assert (tmp_path / "run" / "student" / "embedder.safetensors").stat().st_mtime_ns == mtime
     assert stages.is_file()

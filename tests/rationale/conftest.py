@@ -9,6 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.tiny_lm import SPECIALS, save_tiny_llama
 from tinystudent.rationale.data import Example
@@ -55,4 +56,30 @@ def write_jsonl(path: Path, examples: list[Example], with_rationale: bool = True
             if with_rationale:
                 row["rationale"] = e.rationale
             f.write(json.dumps(row) + "\n")
+    return path
+
+
+def recipe_file(tmp_path: Path, tiny_lm_dir: Path, **train: object) -> Path:
+    """A small multitask recipe on toy JSONL data (24 train, 6 test problems); `train` overrides
+    its `train` section."""
+    train_path = write_jsonl(tmp_path / "train.jsonl", toy_problems(24, seed=0))
+    test_path = write_jsonl(tmp_path / "test.jsonl", toy_problems(6, seed=99, prefix="t"))
+    recipe = {
+        "name": "toy",
+        "data": {"source": "jsonl", "train_path": str(train_path), "test_path": str(test_path)},
+        "student": {"model": str(tiny_lm_dir)},
+        "train": {
+            "mode": "multitask",
+            "num_examples": 16,
+            "steps": 4,
+            "batch_size": 4,
+            "lr": 3e-3,
+            "max_seq_len": 200,
+            "checkpoint_every": 2,
+            **train,
+        },
+        "evaluate": {"batch_size": 4, "max_new_tokens": 4, "cot_max_new_tokens": 12},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     return path

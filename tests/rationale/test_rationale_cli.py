@@ -8,40 +8,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.rationale.conftest import toy_problems, write_jsonl
+from tests.rationale.conftest import recipe_file, toy_problems, write_jsonl
 from tinystudent.cli import main
 from tinystudent.errors import RecipeError
 from tinystudent.rationale.recipe import load_rationale_recipe, parse_rationale_recipe
 
 
-def _recipe(tmp_path: Path, tiny_lm_dir: Path, **train) -> Path:
-    train_path = write_jsonl(tmp_path / "train.jsonl", toy_problems(24, seed=0))
-    test_path = write_jsonl(tmp_path / "test.jsonl", toy_problems(6, seed=99, prefix="t"))
-    recipe = {
-        "name": "toy",
-        "data": {"source": "jsonl", "train_path": str(train_path), "test_path": str(test_path)},
-        "student": {"model": str(tiny_lm_dir)},
-        "train": {
-            "mode": "multitask",
-            "num_examples": 16,
-            "steps": 4,
-            "batch_size": 4,
-            "lr": 3e-3,
-            "max_seq_len": 200,
-            "checkpoint_every": 2,
-            **train,
-        },
-        "evaluate": {"batch_size": 4, "max_new_tokens": 4, "cot_max_new_tokens": 12},
-    }
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
-    return path
-
-
 def test_cli_runs_end_to_end_and_reruns_without_retraining(
     tmp_path: Path, tiny_lm_dir: Path, capsys
 ):
-    recipe = _recipe(tmp_path, tiny_lm_dir)
+    recipe = recipe_file(tmp_path, tiny_lm_dir)
     out = tmp_path / "run"
     assert main(["rationale", str(recipe), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -77,7 +53,7 @@ def test_cli_runs_end_to_end_and_reruns_without_retraining(
 
 @pytest.mark.parametrize("mode", ["answer", "cot"])
 def test_other_modes_run(tmp_path: Path, tiny_lm_dir: Path, mode: str):
-    recipe = _recipe(tmp_path, tiny_lm_dir, mode=mode, steps=2)
+    recipe = recipe_file(tmp_path, tiny_lm_dir, mode=mode, steps=2)
     out = tmp_path / mode
     assert main(["rationale", str(recipe), "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
@@ -109,14 +85,14 @@ def test_recipe_errors():
 
 
 def test_missing_data_and_student_are_clear(tmp_path: Path, tiny_lm_dir: Path, capsys):
-    recipe = _recipe(tmp_path, tiny_lm_dir)
+    recipe = recipe_file(tmp_path, tiny_lm_dir)
     data = yaml.safe_load(recipe.read_text())
     data["data"]["train_path"] = str(tmp_path / "absent.jsonl")
     recipe.write_text(yaml.safe_dump(data))
     assert main(["rationale", str(recipe), "--out", str(tmp_path / "o")]) == 2
     assert "absent.jsonl: no such file" in capsys.readouterr().err
 
-    data = yaml.safe_load(_recipe(tmp_path, tiny_lm_dir).read_text())
+    data = yaml.safe_load(recipe_file(tmp_path, tiny_lm_dir).read_text())
     data["student"]["model"] = str(tmp_path / "no-model")
     recipe.write_text(yaml.safe_dump(data))
     assert main(["rationale", str(recipe), "--out", str(tmp_path / "o2")]) == 2
@@ -124,7 +100,7 @@ def test_missing_data_and_student_are_clear(tmp_path: Path, tiny_lm_dir: Path, c
 
 
 def test_answer_only_data_cannot_train_rationale_modes(tmp_path: Path, tiny_lm_dir: Path, capsys):
-    recipe = _recipe(tmp_path, tiny_lm_dir)
+    recipe = recipe_file(tmp_path, tiny_lm_dir)
     write_jsonl(tmp_path / "train.jsonl", toy_problems(24), with_rationale=False)
     assert main(["rationale", str(recipe), "--out", str(tmp_path / "o")]) == 2
     assert "no rationale was kept" in capsys.readouterr().err

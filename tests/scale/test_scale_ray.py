@@ -118,3 +118,40 @@ def test_refuses_results_from_another_teacher(
     with pytest.raises(TinyStudentError, match="fingerprint"):
         label_texts_ray(saved_teacher, TEXTS[:4], tmp_path, num_workers=1, batch_size=4)
     assert not list(tmp_path.rglob("shard-*"))
+
+
+def test_generation_uses_the_same_actor_pool(tmp_path: Path) -> None:
+    """`generate_on_ray` writes the texts one process writes (greedy and sampled alike)."""
+    import torch
+
+    from tests.generate.conftest import CHAT, CHAT_TEMPLATE, FILL, NEG, POS
+    from tests.tiny_lm import save_tiny_llama, word_level
+    from tinystudent.generate.generator import TransformersGenerator
+    from tinystudent.generate.pool import generate_on_ray
+
+    model = save_tiny_llama(
+        tmp_path / "lm",
+        word_level(POS + NEG + FILL + CHAT),
+        max_positions=128,
+        chat_template=CHAT_TEMPLATE,
+    )
+    prompts = [" ".join(POS[: 1 + i % 3]) for i in range(10)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each actor runs: sampling is then the same to the bit
+    try:
+        local = TransformersGenerator.from_pretrained(str(model), batch_size=3)
+        for temperature in (0.0, 1.0):
+            want = local.generate(prompts, 6, temperature, 0.95, seed=7)
+            got = generate_on_ray(
+                prompts,
+                2,
+                model=str(model),
+                batch_size=3,
+                max_new_tokens=6,
+                temperature=temperature,
+                seed=7,
+            )
+            assert got == want and len(got) == len(prompts)
+        assert any(t.strip() for t in want)  # the tiny model writes something
+    finally:
+        torch.set_num_threads(threads)

@@ -31,12 +31,8 @@ def _trained(stages: Stages, student_dir: Path, key: str) -> EmbeddingStudent | 
     `stages.json` like every stage, or (a run directory from before it kept one) named by
     the key in the student's own metadata."""
     meta = student_dir / META
-    legacy = (
-        "student" not in stages.stages
-        and meta.exists()
-        and read_json(meta).get("recipe_hash") == key
-    )
-    if not (stages.is_done("student", key, meta) or legacy):
+    stages.adopt("student", key, meta, "recipe_hash")
+    if not stages.is_done("student", key, meta):
         return None
     stages.mark("student", key, ran=False)
     return EmbeddingStudent.load(student_dir)
@@ -71,9 +67,7 @@ def run_embed_distill(recipe: EmbedRecipe, out_dir: str | Path) -> dict[str, Any
         )
         train_log = result.log()
         teacher_info = {"model": teacher.cfg.model, "dim": teacher.dim}
-        model.save(
-            student_dir, {"recipe_hash": key, "teacher": teacher_info, "training": train_log}
-        )
+        model.save(student_dir, {"teacher": teacher_info, "training": train_log})
         stages.mark("student", key, ran=True)
     else:
         log.info("%s: already trained for this recipe; skipping training", student_dir)

@@ -1,9 +1,12 @@
 """`tinystudent rationale RECIPE.yaml`: data -> rationales -> student -> evaluation -> report.
 
-Every stage leaves its artifact in the run directory and a rerun skips what is done:
-`rationales.jsonl` (kept rationales, keyed), `baseline.json` (the untrained student's score),
-`checkpoint/` while training, `student/` (safetensors) once trained, then `predictions.jsonl`,
-`report.json` and `report.md`.
+Every stage leaves its artifact in the run directory and records the key it was made with in
+`stages.json` (`tinystudent.stages`, the resume scheme of every kind of run), so a rerun skips
+what is done: `rationales.jsonl` (kept rationales), `baseline.json` (the untrained student's
+score), `checkpoint/` while training, `student/` (safetensors) once trained, then
+`predictions.jsonl`, `report.json` and `report.md`. A run directory from before `stages.json`
+kept each key in the artifact's own metadata (`"key"`); `Stages.adopt` takes those over, so
+such a directory resumes too.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from tinystudent.rationale.sources import (
 )
 from tinystudent.rationale.student import META, load_student, save_student
 from tinystudent.rationale.train import train_student
+from tinystudent.stages import Stages
 
 log = logging.getLogger(__name__)
 
@@ -96,22 +100,23 @@ def make_source(
 
 
 def training_examples(
-    recipe: RationaleRecipe, questions: list[Example], scorer: Scorer, out: Path
+    recipe: RationaleRecipe, questions: list[Example], scorer: Scorer, stages: Stages
 ) -> tuple[list[Example], dict[str, Any]]:
     """The examples the student trains on: the questions themselves in answer mode; else one
     example per kept rationale, cached in `rationales.jsonl` for reruns."""
     if recipe.train.mode is Mode.answer:
         return questions, {"source": "none (answer mode)"}
     key = fingerprint(recipe.section_hash("rationales"), [e.to_json() for e in questions])
-    cache, meta_path = out / "rationales.jsonl", out / "rationales.json"
-    if cache.is_file() and meta_path.is_file() and read_json(meta_path).get("key") == key:
+    cache, meta_path = stages.root / "rationales.jsonl", stages.root / "rationales.json"
+    stages.adopt("rationales", key, meta_path, "key")
+    if stages.is_done("rationales", key, cache) and meta_path.is_file():
+        stages.mark("rationales", key, ran=False)
         return load_jsonl(cache), read_json(meta_path)
     source = make_source(recipe.rationales, recipe.data.task, recipe.device)
     t0 = time.perf_counter()
     candidates = source.candidates(questions, recipe.data.seed)
     kept, stats = filter_rationales(questions, candidates, scorer)
     meta = {
-        "key": key,
         "source": source.name,
         "stats": stats.as_dict(),
         "seconds": time.perf_counter() - t0,
@@ -123,6 +128,7 @@ def training_examples(
         )
     save_jsonl(cache, kept)
     write_json(meta_path, meta)
+    stages.mark("rationales", key, ran=True)
     return kept, meta
 
 
@@ -132,45 +138,49 @@ def _max_new_tokens(recipe: RationaleRecipe, mode: Mode) -> int:
 
 
 def baseline_score(
-    recipe: RationaleRecipe, test: list[Example], scorer: Scorer, out: Path, progress: bool
+    recipe: RationaleRecipe, test: list[Example], scorer: Scorer, stages: Stages, progress: bool
 ) -> dict[str, Any] | None:
-    """The untrained student's score in the answer format (cached in `baseline.json`)."""
+    """The untrained student's score in the answer format (`baseline.json`, a stage)."""
     if not recipe.evaluate.baseline:
         return None
-    baseline_path = out / "baseline.json"
+    baseline_path = stages.root / "baseline.json"
     bkey = fingerprint(recipe.section_hash("student", "data", "evaluate"))
-    if baseline_path.is_file() and read_json(baseline_path).get("key") == bkey:
-        return dict(read_json(baseline_path)["result"])
-    model, tok = load_student(recipe.student.model, recipe.student.num_layers)
-    model.to(resolve_device(recipe.device))
-    untrained = evaluate_student(
-        model,
-        tok,
-        test,
-        Mode.answer,
-        scorer,
-        recipe.evaluate.max_new_tokens,
-        recipe.evaluate.batch_size,
-        progress,
-    )
-    write_json(baseline_path, {"key": bkey, "result": untrained.summary()})
-    return untrained.summary()
+
+    def score() -> dict[str, Any]:
+        model, tok = load_student(recipe.student.model, recipe.student.num_layers)
+        model.to(resolve_device(recipe.device))
+        untrained = evaluate_student(
+            model,
+            tok,
+            test,
+            Mode.answer,
+            scorer,
+            recipe.evaluate.max_new_tokens,
+            recipe.evaluate.batch_size,
+            progress,
+        )
+        return {"result": untrained.summary()}
+
+    stages.adopt("baseline", bkey, baseline_path, "key")
+    return dict(stages.artifact("baseline", bkey, baseline_path, score)["result"])
 
 
 def trained_student(
-    recipe: RationaleRecipe, examples: list[Example], out: Path, progress: bool
+    recipe: RationaleRecipe, examples: list[Example], stages: Stages, progress: bool
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """The trained student (loaded when `student/` matches this recipe and data, else trained,
-    resuming from `checkpoint/`, and saved) and what its training did."""
+    """The trained student (loaded when the `student` stage ran with this recipe and data,
+    else trained, resuming from `checkpoint/`, and saved) and what its training did."""
     cfg = recipe.train
-    student_dir = out / "student"
+    student_dir = stages.root / "student"
     key = fingerprint(recipe.training_hash(), [e.to_json() for e in examples])
     device = resolve_device(recipe.device)
-    if (student_dir / META).is_file() and read_json(student_dir / META).get("key") == key:
+    stages.adopt("student", key, student_dir / META, "key")
+    if stages.is_done("student", key, student_dir / META):
+        stages.mark("student", key, ran=False)
         model, tok = load_student(str(student_dir))
         return model.to(device), tok, dict(read_json(student_dir / META)["train"])
     model, tok = load_student(recipe.student.model, recipe.student.num_layers)
-    ckpt = Checkpoint(out / "checkpoint", key)
+    ckpt = Checkpoint(stages.root / "checkpoint", key)
     model, result = train_student(model, tok, examples, cfg, ckpt, progress, device)
     train_info = {
         "steps": result.steps,
@@ -187,8 +197,9 @@ def trained_student(
             f"training stopped by train.max_minutes after {result.steps} of {cfg.steps} "
             "steps; the checkpoint is kept: rerun to continue"
         )
-    meta = {"key": key, "train": train_info, "recipe": recipe.model_dump(mode="json")}
+    meta = {"train": train_info, "recipe": recipe.model_dump(mode="json")}
     save_student(model.to("cpu"), tok, student_dir, meta)  # weights saved from the CPU
+    stages.mark("student", key, ran=True)
     ckpt.clear()
     return model.to(device), tok, train_info
 
@@ -202,9 +213,10 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
     cfg = recipe.train
     train_all, test, scorer = load_data(recipe)
     questions = train_all[: cfg.num_examples]
-    examples, rationale_meta = training_examples(recipe, questions, scorer, out)
-    baseline = baseline_score(recipe, test, scorer, out, progress)
-    model, tok, train_info = trained_student(recipe, examples, out, progress)
+    stages = Stages(out)
+    examples, rationale_meta = training_examples(recipe, questions, scorer, stages)
+    baseline = baseline_score(recipe, test, scorer, stages, progress)
+    model, tok, train_info = trained_student(recipe, examples, stages, progress)
     res: EvalResult = evaluate_student(
         model,
         tok,
@@ -241,6 +253,7 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
             "lora": cfg.lora.model_dump() if cfg.lora else None,
         },
         "train": train_info,
+        "stages": stages.ran,
         "untrained": baseline,
         "student_result": res.summary(),
         "seconds": time.perf_counter() - t0,
