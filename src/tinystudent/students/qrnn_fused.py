@@ -32,6 +32,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from tinystudent.errors import TinyStudentError
+
 _kernels: Any = None
 
 
@@ -76,6 +78,13 @@ def _pick(name: str) -> Any:
     return getattr(_kernels, name)
 
 
+def _loaded() -> Any:
+    """The kernels module, imported on first use; a clear error without numba."""
+    if not available():
+        raise TinyStudentError("fused pQRNN kernels need numba: pip install 'tinystudent[fast]'")
+    return _kernels
+
+
 def _seed() -> int:
     """A stream for the kernels' generator, drawn from torch's: `torch.manual_seed` (and a
     checkpoint's saved RNG state) fixes every draw."""
@@ -85,7 +94,7 @@ def _seed() -> int:
 def uniform(*shape: int) -> torch.Tensor:
     """Uniform [0, 1) float32 draws (numba's counter-based generator, ~15x `torch.rand`)."""
     out = torch.empty(shape)
-    _kernels.uniform(_seed(), out.numpy())
+    _loaded().uniform(_seed(), out.numpy())
     return out
 
 
@@ -93,7 +102,7 @@ def dropout(x: torch.Tensor, rate: float) -> torch.Tensor:
     """Inverted dropout of x at `rate` with a mask from `uniform`'s generator: the same
     distribution as `nn.Dropout`, other draws."""
     mask = torch.empty(x.shape)
-    _kernels.keep_mask(_seed(), float(rate), mask.numpy())
+    _loaded().keep_mask(_seed(), float(rate), mask.numpy())
     return x * mask
 
 
