@@ -203,3 +203,39 @@ def test_fused_training_through_the_engine_matches_the_reference_and_repeats() -
     a, b = trained("fused", True), trained("fused", True)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], fused[k]) for k in a)  # the draws did something
+
+
+def test_the_serial_kernels_match_the_parallel_ones() -> None:
+    """One torch thread runs the serial pair in the calling thread; it must compute what
+    the parallel pair computes (same loops, another error model)."""
+    assert qrnn_fused.available()
+    k = qrnn_fused._kernels
+    g = np.random.default_rng(0)
+    window, hidden = 2, 4
+    starts = np.array([0, 7, 12, 13, 13], np.int64)
+    blocks = g.standard_normal((13, 2 * window * 3 * hidden)).astype(np.float32)
+    zone = g.random((13, 2 * hidden)).astype(np.float32)
+    dh = g.standard_normal((13, 2 * hidden)).astype(np.float32)
+    outs = []
+    for fwd, bwd in ((k.forward, k.backward), (k.forward_serial, k.backward_serial)):
+        h, c = np.empty((13, 2 * hidden), np.float32), np.empty((13, 2 * hidden), np.float32)
+        act, db = np.empty((13, 6 * hidden), np.float32), np.full_like(blocks, np.nan)
+        fwd(blocks, starts, zone, True, 0.3, window, hidden, h, c, act)
+        bwd(act, starts, zone, True, 0.3, window, hidden, c, dh, db)
+        outs.append((h, c, act, db))
+    for got, want in zip(outs[1], outs[0]):
+        np.testing.assert_allclose(got, want, atol=1e-6, rtol=1e-5)
+    assert np.isfinite(outs[1][3]).all()  # every block's gradient written
+
+
+def test_kernel_draws_follow_torch_seed_and_have_the_right_law() -> None:
+    torch.manual_seed(3)
+    a = qrnn_fused.uniform(200, 100)
+    torch.manual_seed(3)
+    b = qrnn_fused.uniform(200, 100)
+    assert torch.equal(a, b) and not torch.equal(a, qrnn_fused.uniform(200, 100))
+    assert float(a.min()) >= 0.0 and float(a.max()) < 1.0 and abs(float(a.mean()) - 0.5) < 0.01
+    x = torch.ones(400, 100)
+    y = qrnn_fused.dropout(x, 0.25)
+    torch.testing.assert_close(torch.unique(y), torch.tensor([0.0, 4.0 / 3.0]))
+    assert abs(float((y == 0).float().mean()) - 0.25) < 0.01

@@ -82,14 +82,15 @@ class PQRNN(Student):
         return {"projection": torch.from_numpy(proj), "mask": torch.from_numpy(mask)}
 
     def _dropout(self, x: torch.Tensor) -> torch.Tensor:
-        """nn.Dropout, or with the fused kernel the same distribution from uniform draws,
-        1.3-1.7x as fast on CPU as its per-element Bernoulli sampling (other draws than
-        the reference's, as zoneout's are: the kernels agree in eval mode, not in sampling)."""
+        """nn.Dropout, or with the fused kernel the same distribution from the kernels'
+        counter-based generator, ~10x as fast on CPU as torch's per-element Bernoulli
+        sampling (other draws than the reference's, as zoneout's are: the kernels agree in
+        eval mode, not in sampling)."""
         p = self.dropout.p
-        if not (self.fused and self.training and p > 0):
+        if not (self.fused and self.training and p > 0 and x.device.type == "cpu"):
             out: torch.Tensor = self.dropout(x)
             return out
-        return x * (torch.rand(x.shape, device=x.device) >= p).to(x.dtype).mul_(1.0 / (1.0 - p))
+        return qrnn_fused.dropout(x, p)
 
     def forward(self, **features: torch.Tensor) -> StudentOutput:
         projection, mask = features["projection"], features["mask"]

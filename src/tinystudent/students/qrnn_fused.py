@@ -32,6 +32,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from tinystudent.errors import TinyStudentError
+
 _kernels: Any = None
 
 
@@ -66,10 +68,42 @@ def _prefer_workqueue(numba: Any) -> None:
 def _pick(name: str) -> Any:
     """The kernel, on as many numba threads as torch has (a per-calling-thread setting, so
     set on every call): numba's default, every core, stalls a one-thread step on a busy
-    machine whenever one of its workers is descheduled."""
+    machine whenever one of its workers is descheduled. One thread runs the serial form in
+    the calling thread: a parallel region, even of one thread, waits on a worker."""
     numba = _kernels.numba
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if threads == 1:
+        return getattr(_kernels, f"{name}_serial")
+    numba.set_num_threads(threads)
     return getattr(_kernels, name)
+
+
+def _loaded() -> Any:
+    """The kernels module, imported on first use; a clear error without numba."""
+    if not available():
+        raise TinyStudentError("fused pQRNN kernels need numba: pip install 'tinystudent[fast]'")
+    return _kernels
+
+
+def _seed() -> int:
+    """A stream for the kernels' generator, drawn from torch's: `torch.manual_seed` (and a
+    checkpoint's saved RNG state) fixes every draw."""
+    return int(torch.randint(0, 2**62, (1,)))
+
+
+def uniform(*shape: int) -> torch.Tensor:
+    """Uniform [0, 1) float32 draws (numba's counter-based generator, ~15x `torch.rand`)."""
+    out = torch.empty(shape)
+    _loaded().uniform(_seed(), out.numpy())
+    return out
+
+
+def dropout(x: torch.Tensor, rate: float) -> torch.Tensor:
+    """Inverted dropout of x at `rate` with a mask from `uniform`'s generator: the same
+    distribution as `nn.Dropout`, other draws."""
+    mask = torch.empty(x.shape)
+    _loaded().keep_mask(_seed(), float(rate), mask.numpy())
+    return x * mask
 
 
 class FusedBiQRNN(torch.autograd.Function):
@@ -141,7 +175,7 @@ def packed_biqrnn(layer: Any, x: torch.Tensor, starts: torch.Tensor) -> torch.Te
     rate = float(layer.fwd.zoneout)
     zone = None
     if layer.training and rate > 0:  # uniform draws; a unit updates where draw >= rate
-        zone = torch.rand(x.shape[0], 2 * (weight.shape[0] // (6 * layer.fwd.window)))
+        zone = uniform(x.shape[0], 2 * (weight.shape[0] // (6 * layer.fwd.window)))
     out: torch.Tensor = FusedBiQRNN.apply(blocks, starts, zone, rate, layer.fwd.window)
     return out
 
