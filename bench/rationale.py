@@ -68,6 +68,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="assemble the table from finished runs only (train nothing); the JSON lists the "
         "seeds each mode has",
     )
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="override train.steps (the recipe's budget); the runs live apart, in "
+        "<runs>/<task>-<steps>steps, and the JSON and the table name the budget",
+    )
+    ap.add_argument("--progress", action="store_true", help="a training progress bar per run")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", default=None, help="run directories (default runs/bench-rationale)")
     ap.add_argument("--out", default=None, help="result JSON (default bench/results/...)")
@@ -82,10 +90,15 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def mode_recipe(
-    base: RationaleRecipe, mode: str, seed: int, quick: bool, student: str | None = None
+    base: RationaleRecipe,
+    mode: str,
+    seed: int,
+    quick: bool,
+    student: str | None = None,
+    steps: int | None = None,
 ) -> RationaleRecipe:
-    """The task's recipe in `mode` with `seed` (data draw and training); the untrained student
-    is scored once per seed, in the answer run."""
+    """The task's recipe in `mode` with `seed` (data draw and training) and, if given, `steps`
+    training steps; the untrained student is scored once per seed, in the answer run."""
     doc = base.model_dump(mode="json")
     doc["name"] = f"{base.name}-s{seed}-{mode}"
     doc = _merge(
@@ -100,6 +113,10 @@ def mode_recipe(
         doc = _merge(doc, QUICK)
     if student:
         doc["student"]["model"] = student
+    if steps is not None:
+        if steps < 1:
+            raise ValueError(f"--steps must be a positive number of steps, got {steps}")
+        doc["train"]["steps"] = steps
     return parse_rationale_recipe(doc, f"{base.name} ({mode}, seed {seed})")
 
 
@@ -154,20 +171,27 @@ def finished_report(recipe: RationaleRecipe, run_dir: Path) -> dict[str, Any] | 
     return dict(read_json(report))
 
 
+def task_dir(runs: Path, task: str, steps: int | None) -> Path:
+    """Where a task's runs live: a `--steps` budget gets its own folder, so runs of different
+    budgets never overwrite or stand in for each other."""
+    return runs / (task if steps is None else f"{task}-{steps}steps")
+
+
 def run_task(task: str, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
     path = ROOT / "recipes" / f"rationale_{task}.yaml"
     base = load_rationale_recipe(path)
     reports: dict[str, list[dict[str, Any]]] = {m: [] for m in args.modes}
+    here = task_dir(runs, task, args.steps)
     for seed in args.seeds:
         for mode in args.modes:
-            recipe = mode_recipe(base, mode, seed, args.quick, args.student)
+            recipe = mode_recipe(base, mode, seed, args.quick, args.student, args.steps)
             t0 = time.perf_counter()
-            run_dir = runs / task / f"s{seed}" / mode
+            run_dir = here / f"s{seed}" / mode
             rep = finished_report(recipe, run_dir)
             if rep is None and args.finished_only:
                 print(f"{task} seed {seed} {mode}: not finished, left out", flush=True)
                 continue
-            rep = rep or run_rationale(recipe, run_dir, False)
+            rep = rep or run_rationale(recipe, run_dir, args.progress)
             rep["seed"] = seed
             reports[mode].append(rep)
             r = rep["student_result"]
@@ -177,7 +201,7 @@ def run_task(task: str, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
                 f"{r['seconds_per_answer']:.3f} s/answer ({time.perf_counter() - t0:.0f} s)",
                 flush=True,
             )
-    first = mode_recipe(base, args.modes[0], args.seeds[0], args.quick, args.student)
+    first = mode_recipe(base, args.modes[0], args.seeds[0], args.quick, args.student, args.steps)
     return {
         "recipe": str(path.relative_to(ROOT)),
         "task_options": first.data.task_options,
@@ -193,7 +217,7 @@ def run_task(task: str, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
             None,
         ),
         "results": aggregate(reports),
-        "example_output": _example(runs / task / f"s{args.seeds[0]}"),
+        "example_output": _example(here / f"s{args.seeds[0]}"),
     }
 
 
@@ -227,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         "rationale_teacher": "programmatic solver (a stand-in for a large teacher LM)",
         "seeds": args.seeds,
         "threads": args.threads,
+        "steps_override": args.steps,
         "tasks": tasks,
         "seconds": round(time.perf_counter() - t_start, 1),
         "quick": args.quick,

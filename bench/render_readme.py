@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -288,43 +289,64 @@ RATIONALE_NAMES = {
 }
 
 
-def rationale_block(path: Path) -> str:
-    doc = json.loads(path.read_text())
-    env = doc["environment"]
+def rationale_block(path: Path, more: Sequence[Path] = ()) -> str:
+    """The rationale table from `path` and, after it, the rows of `more` (runs of
+    `bench/rationale.py --steps N`, e.g. `rationale_<N>steps.json`); every row names its own
+    training steps, so rows of different budgets never read as one."""
+    docs = [(p, json.loads(p.read_text())) for p in [path, *more]]
+    doc = docs[0][1]
     lines = [
-        f"Truncated SmolLM2-135M students on reasoning-gym tasks, {len(doc['seeds'])} seeds "
-        f"({', '.join(map(str, doc['seeds']))}: training draw and order; each seed has its own "
-        "held-out problems, which no training item shares), exact match by the task's own "
-        f"scorer, mean ± sample std over seeds; greedy decoding on {doc['threads']} thread. "
-        "Rationales come from a programmatic solver, a stand-in for a large teacher LM. "
-        f"Generated from `bench/results/rationale.json` (`{env['command']}`, commit "
-        f"{(env['git_commit'] or 'unknown')[:8]}, {doc['seconds'] / 60:.0f} min).",
+        f"Truncated SmolLM2-135M students on reasoning-gym tasks, exact match by the task's own "
+        "scorer, mean ± sample std over seeds (each seed is a training draw and order, with its "
+        "own held-out problems, which no training item shares); greedy decoding on "
+        f"{doc['threads']} thread. Rationales come from a programmatic solver, a stand-in for a "
+        "large teacher LM. `steps` is each row's training budget. Generated from "
+        + "; ".join(_rationale_source(p, d) for p, d in docs)
+        + ".",
         "",
-        "| task | student | exact match | tokens per answer | s per answer | training s |",
-        "|---|---|---|---|---|---|",
+        "| task | student | steps | exact match | tokens per answer | s per answer | training s |",
+        "|---|---|---|---|---|---|---|",
     ]
+    for _, d in docs:
+        lines += _rationale_rows(d)
+    lines += ["", "Budgets (from each task's recipe, steps as in the table):", ""]
+    for _, d in docs:
+        for task, t in d["tasks"].items():
+            b = t["budget"]
+            lines.append(
+                f"- {task} (`{t['recipe']}`, options {json.dumps(t['task_options'])}): first "
+                f"{t['student']['num_layers']} layers, {b['num_examples']} questions, "
+                f"{b['steps']} steps x {b['batch_size']}, lr {b['lr']:g}, label weight "
+                f"{b['label_weight']:g} (multitask); generation capped at "
+                f"{t['evaluate']['max_new_tokens']} / {t['evaluate']['cot_max_new_tokens']} "
+                "(cot) tokens."
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _rationale_source(path: Path, doc: dict[str, Any]) -> str:
+    env = doc["environment"]
+    return (
+        f"`bench/results/{path.name}` (`{env['command']}`, commit "
+        f"{(env['git_commit'] or 'unknown')[:8]}, {doc['seconds'] / 60:.0f} min)"
+    )
+
+
+def _rationale_rows(doc: dict[str, Any]) -> list[str]:
+    rows = []
     for task, t in doc["tasks"].items():
         for key, r in t["results"].items():
             acc = r["accuracy"]
             secs = f"{r['train_seconds']:.0f}" if "train_seconds" in r else "-"
+            steps = r.get("train_steps", 0)  # the untrained student: no training
             seeds = len(acc["per_seed"])
-            lines.append(
-                f"| {task} | {RATIONALE_NAMES.get(key, key)} | {acc['mean']:.3f} ± "
+            rows.append(
+                f"| {task} | {RATIONALE_NAMES.get(key, key)} | {steps} | {acc['mean']:.3f} ± "
                 f"{acc['std']:.3f} (n={r['total']}, {seeds} seed{'s' if seeds > 1 else ''}) | "
                 f"{r['mean_new_tokens']:.1f} | "
                 f"{r['seconds_per_answer']:.3f} | {secs} |"
             )
-    lines += ["", "Budgets (from each task's recipe):", ""]
-    for task, t in doc["tasks"].items():
-        b = t["budget"]
-        lines.append(
-            f"- {task} (`{t['recipe']}`, options {json.dumps(t['task_options'])}): first "
-            f"{t['student']['num_layers']} layers, {b['num_examples']} questions, {b['steps']} "
-            f"steps x {b['batch_size']}, lr {b['lr']:g}, label weight {b['label_weight']:g} "
-            f"(multitask); generation capped at {t['evaluate']['max_new_tokens']} / "
-            f"{t['evaluate']['cot_max_new_tokens']} (cot) tokens."
-        )
-    return "\n".join(lines) + "\n"
+    return rows
 
 
 def _pm(entry: dict[str, float] | None) -> str:
@@ -429,7 +451,8 @@ def main() -> int:
         text = replace_block(text, "embeddings", embeddings_block(embeddings))
     rationale = ROOT / "bench" / "results" / "rationale.json"
     if rationale.exists():
-        text = replace_block(text, "rationale", rationale_block(rationale))
+        more = sorted(rationale.parent.glob("rationale_*steps.json"))
+        text = replace_block(text, "rationale", rationale_block(rationale, more))
     teachers = ROOT / "bench" / "results" / "teachers.json"
     if teachers.exists():
         text = replace_block(text, "teachers", teachers_block(teachers))

@@ -63,5 +63,38 @@ def test_bench_runs_every_mode_and_seed_and_renders(tmp_path: Path):
     )
     assert not (tmp_path / "runs" / "chain_sum" / "s7").exists()
     block = render_readme.rationale_block(out)
-    assert "| chain_sum | (b) rationale then answer (Fine-tune-CoT) |" in block
+    assert "| chain_sum | (b) rationale then answer (Fine-tune-CoT) | 2 |" in block
     assert f"{res['answer']['accuracy']['mean']:.3f} ± " in block
+
+
+def test_steps_override_runs_apart_and_every_row_names_its_budget(tmp_path: Path):
+    lm = make_tiny_lm(tmp_path / "lm")
+    runs, base_out, long_out = tmp_path / "runs", tmp_path / "rationale.json", tmp_path / "x.json"
+    argv = ["--quick", "--tasks", "chain_sum", "--seeds", "0", "--modes", "answer", "cot"]
+    argv += ["--student", str(lm), "--runs", str(runs)]
+    assert bench.main([*argv, "--out", str(base_out)]) == 0
+    assert bench.main([*argv, "--steps", "3", "--out", str(long_out)]) == 0
+    # its own folder: the recipe's 2-step runs are neither reused nor overwritten
+    assert (runs / "chain_sum-3steps" / "s0" / "cot" / "report.json").is_file()
+    assert (
+        json.loads((runs / "chain_sum" / "s0" / "cot" / "report.json").read_text())["train"][
+            "steps"
+        ]
+        == 2
+    )
+    doc = json.loads(long_out.read_text())
+    task = doc["tasks"]["chain_sum"]
+    assert doc["steps_override"] == 3 and task["budget"]["steps"] == 3
+    assert {task["results"][m]["train_steps"] for m in ("answer", "cot")} == {3}
+    block = render_readme.rationale_block(base_out, [long_out])
+    assert "| chain_sum | (b) rationale then answer (Fine-tune-CoT) | 2 |" in block
+    assert "| chain_sum | (b) rationale then answer (Fine-tune-CoT) | 3 |" in block
+    assert "| chain_sum | untrained (zero-shot, answer format) | 0 |" in block
+    assert "`bench/results/x.json`" in block and "3 steps x 4" in block
+
+
+def test_steps_must_be_positive():
+    base = bench.load_rationale_recipe(ROOT / "recipes" / "rationale_chain_sum.yaml")
+    assert bench.mode_recipe(base, "cot", 0, quick=False, steps=360).train.steps == 360
+    with pytest.raises(ValueError, match="--steps must be a positive"):
+        bench.mode_recipe(base, "cot", 0, quick=False, steps=0)
