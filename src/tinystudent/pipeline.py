@@ -53,6 +53,7 @@ from tinystudent.teachers.amalgamate import (
     to_union,
 )
 from tinystudent.teachers.base import FittedTeacher
+from tinystudent.teachers.portable import SavedAmalgam
 from tinystudent.teachers.registry import FitRequest, kind_of
 from tinystudent.train import Strategy, TeacherSignals, train_student
 from tinystudent.train import loop as train_code
@@ -213,11 +214,16 @@ def member_key(r: Recipe, m: TeacherMember) -> str:
     return versioned(key, split_code.CODE_VERSION, teacher_code_version(m.config))
 
 
+def member_slot(run: RunDir, i: int) -> Slot:
+    """Where member `i` of `teachers` lives: `teachers/<i>`, stage `teacher<i>`."""
+    return run.slot(f"teacher{i}", Path("teachers") / str(i))
+
+
 def fit_member(run: RunDir, split: Split, i: int) -> AnyTeacher:
     """Fit (or reload) member `i` of the recipe's `teachers` into `teachers/<i>`."""
     assert run.recipe.teachers is not None
     m = run.recipe.teachers[i]
-    slot = run.slot(f"teacher{i}", Path("teachers") / str(i))
+    slot = member_slot(run, i)
     key = member_key(run.recipe, m)
     return fit_teacher(
         run, member_split(split, m.labels), m.config, key, slot.stage, slot.out, slot.ckpt
@@ -421,20 +427,26 @@ def keep_confident(
     )
 
 
+def ray_teacher(run: RunDir, teacher: Teacher) -> Path | SavedAmalgam:
+    """What Ray workers rebuild the run's teacher from: its saved folder, or the saved members
+    and how `teacher` (the driver's amalgamation, weights fitted) combines them."""
+    if run.recipe.teachers is None:
+        return run.teacher
+    assert isinstance(teacher, AmalgamatedTeacher)
+    dirs = [member_slot(run, i).out for i in range(len(run.recipe.teachers))]
+    return SavedAmalgam.of(teacher, dirs)
+
+
 def label_all(
     run: RunDir, teacher: Teacher, transfer: list[str], test: list[str]
 ) -> tuple[np.ndarray, np.ndarray, LabelStats, LabelStats]:
     """Teacher probabilities for the transfer set and the test split, locally or on Ray."""
     r = run.recipe
     if r.scale.label_backend == "ray":
-        if r.teachers is not None:
-            raise RecipeError(
-                "scale.label_backend: ray labels with one teacher (of any kind), not several"
-            )
         from tinystudent.scale import label_texts_ray
 
         both, stats = label_texts_ray(
-            run.teacher,
+            ray_teacher(run, teacher),
             transfer + test,
             run.cache,
             r.scale.label_workers,

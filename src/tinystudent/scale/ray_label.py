@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 
 from tinystudent.devices import check_device_name
 from tinystudent.errors import AssetMissingError, TinyStudentError
-from tinystudent.io import read_json
 from tinystudent.label.cache import LabelStats, SoftLabelCache
+from tinystudent.teachers.portable import PortableTeacher, SavedTeacher
 
 log = logging.getLogger(__name__)
 
@@ -160,15 +160,13 @@ def map_batches_actors(
 
 
 class _TeacherLabeler:
-    """Loads a saved teacher inside an actor, on `device` as resolved on the actor's own
+    """Rebuilds the teacher inside an actor, on `device` as resolved on the actor's own
     machine (`auto`: its GPU when Ray gave it one); answers with its fingerprint so the
-    driver can refuse results from a different model (a stale copy of the directory on
+    driver can refuse results from a different model (a stale copy of a directory on
     another node)."""
 
-    def __init__(self, teacher_dir: str, cache_root: str, device: str = "cpu") -> None:
-        from tinystudent.teachers.registry import load_saved
-
-        self.teacher = load_saved(teacher_dir, cache_root, device)
+    def __init__(self, source: PortableTeacher, cache_root: str, device: str = "cpu") -> None:
+        self.teacher = source.open(cache_root, device)
         self.fingerprint = self.teacher.fingerprint
 
     def __call__(self, texts: list[str]) -> tuple[str, np.ndarray]:
@@ -176,7 +174,7 @@ class _TeacherLabeler:
 
 
 def label_texts_ray(
-    teacher_dir: str | Path,
+    teacher_dir: str | Path | PortableTeacher,
     texts: list[str],
     cache_root: str | Path,
     num_workers: int = 2,
@@ -190,37 +188,37 @@ def label_texts_ray(
 ) -> tuple[np.ndarray, LabelStats]:
     """`label_texts` on a Ray actor pool: same cache, same probabilities, same stats.
 
-    Each of `num_workers` actors loads the saved teacher, of any kind, from `teacher_dir` (on
-    a cluster the path, and `cache_root` for a kind that caches per-text work, must exist on
-    every node: a shared filesystem or the same copy everywhere). Only texts missing from the
-    cache are sent, shortest first in batches of `batch_size`; results are saved by the driver
-    in shards of about `shard_size` texts as they arrive, so a crash loses at most one shard
-    and a rerun sends only what is missing. Each worker puts the teacher on `device`, resolved
-    on its own node; it asks Ray for `gpus_per_worker` GPUs (default: 1 when `device` names
-    cuda, else none: Ray hides the GPUs of a worker that asked for none, so `auto` is the CPU
-    there).
+    Each of `num_workers` actors loads the saved teacher, of any kind, from `teacher_dir`, or
+    rebuilds the teacher a `PortableTeacher` describes (`SavedAmalgam`: several saved members
+    amalgamated as the driver did); on a cluster those paths, and `cache_root` for a kind that
+    caches per-text work, must exist on every node (a shared filesystem or the same copy
+    everywhere). Results are cached under the driver's fingerprint, as `label_texts` does.
+    Only texts missing from the cache are sent, shortest first in batches of `batch_size`;
+    results are saved by the driver in shards of about `shard_size` texts as they arrive, so
+    a crash loses at most one shard and a rerun sends only what is missing. Each worker puts
+    the teacher on `device`, resolved on its own node; it asks Ray for `gpus_per_worker` GPUs
+    (default: 1 when `device` names cuda, else none: Ray hides the GPUs of a worker that
+    asked for none, so `auto` is the CPU there).
     """
     check_device_name(device)
     if gpus_per_worker is None:
         gpus_per_worker = 1.0 if device.startswith("cuda") else 0.0
     start = time.perf_counter()
-    tdir = Path(teacher_dir).expanduser().resolve()
-    meta_path = tdir / "teacher.json"
-    if not meta_path.exists():
-        raise TinyStudentError(f"{tdir}: no teacher.json; is this a saved teacher?")
-    meta = read_json(meta_path)
-    fingerprint = str(meta["fingerprint"])
-    cache = SoftLabelCache(cache_root, fingerprint, len(meta["label_names"]))
+    source = (
+        teacher_dir if not isinstance(teacher_dir, (str, Path)) else SavedTeacher.at(teacher_dir)
+    )
+    cache = SoftLabelCache(cache_root, source.fingerprint, source.n_classes)
     stats = LabelStats(total=len(texts), corrupt_shards=cache.corrupt_shards)
-    # dict.fromkeys, not a set: batch composition must not depend on string hashing.
-    missing = sorted(dict.fromkeys(t for t in texts if cache.get(t) is None), key=len)
+    # Sorted by (length, text) as `label_texts` sorts: batches never depend on string hashing
+    # and are the single process's on a cold cache when the batch and shard sizes match.
+    missing = sorted(
+        dict.fromkeys(t for t in texts if cache.get(t) is None), key=lambda t: (len(t), t)
+    )
     stats.hits = sum(1 for t in texts if cache.get(t) is not None)
     if missing:
         log.info("labeling %d texts on %d Ray workers", len(missing), num_workers)
         results = map_batches_actors(
-            partial(
-                _TeacherLabeler, str(tdir), str(Path(cache_root).expanduser().resolve()), device
-            ),
+            partial(_TeacherLabeler, source, str(Path(cache_root).expanduser().resolve()), device),
             missing,
             num_workers,
             batch_size,
@@ -232,12 +230,8 @@ def label_texts_ray(
         buf_probs: list[np.ndarray] = []
         with closing(results), tqdm(total=len(missing), desc="labeling (ray)", unit="text") as bar:
             for _, batch, (worker_fp, probs) in results:
-                if worker_fp != fingerprint:
-                    raise TinyStudentError(
-                        f"{tdir}: a Ray worker loaded a teacher with fingerprint {worker_fp}, "
-                        f"but teacher.json says {fingerprint}; is the directory the same on "
-                        "every node?"
-                    )
+                if worker_fp != source.fingerprint:
+                    raise TinyStudentError(source.mismatch(worker_fp))
                 buf_texts.extend(batch)
                 buf_probs.append(probs)
                 bar.update(len(batch))

@@ -134,7 +134,10 @@ class AmalgamatedTeacher:
         spec: AmalgamationSpec | None = None,
         names: Sequence[str] | None = None,
         label_names: Sequence[str] | None = None,
+        weights: Sequence[float] | None = None,
     ) -> None:
+        """`weights`: per-teacher weights fitted before (by `fit` in another process, see
+        `teachers.portable`); by default every teacher weighs 1 until `fit`."""
         if not teachers:
             raise TinyStudentError("amalgamation needs at least one teacher")
         self.teachers = list(teachers)
@@ -155,6 +158,10 @@ class AmalgamatedTeacher:
         self.label_names = union
         self.known = known_mask(sets, union)
         self.weights = np.ones(len(self.teachers))
+        if weights is not None:
+            if len(weights) != len(self.teachers):
+                raise TinyStudentError(f"{len(weights)} weights for {len(self.teachers)} teachers")
+            self.weights = np.asarray(weights, dtype=np.float64)
         self.fit_info: dict[str, Any] = {}
 
     def fit(self, texts: list[str], labels: list[int]) -> dict[str, Any]:
