@@ -42,7 +42,29 @@ def publish(tmp: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-class SetFitPeer(Baseline):
+class SetFitBacked(Baseline):
+    """A peer that ends as a trained SetFit model exported to our `SetFitTeacher` (`_teacher`):
+    predicting, size and parameters are the teacher's."""
+
+    _teacher: Any = None
+
+    def _fitted(self) -> Any:
+        if self._teacher is None:
+            raise NotFittedError(f"{self.name}: call fit before predicting")
+        return self._teacher
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """The encoder runs on every call (no embedding cache): what a user would pay."""
+        return np.asarray(self._fitted().predict_proba(texts, use_cache=False), dtype=np.float64)
+
+    def num_params(self) -> int:
+        return int(self._fitted().num_params())
+
+    def size_bytes(self) -> int:
+        return int(self._fitted().size_bytes())
+
+
+class SetFitPeer(SetFitBacked):
     """SetFit on the k gold examples (the library's recipe; see `teachers/setfit.py`)."""
 
     name = "setfit"
@@ -69,7 +91,7 @@ class SetFitPeer(Baseline):
         )
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.seed = seed
-        self._teacher: Any = None
+        self._teacher = None
         self.from_cache = False
         self.path: Path | None = None  # the cached teacher folder, once fitted with a cache
 
@@ -102,21 +124,6 @@ class SetFitPeer(Baseline):
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return self
-
-    def _fitted(self) -> Any:
-        if self._teacher is None:
-            raise NotFittedError(f"{self.name}: call fit before predicting")
-        return self._teacher
-
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        """The encoder runs on every call (no embedding cache): what a user would pay."""
-        return np.asarray(self._fitted().predict_proba(texts, use_cache=False), dtype=np.float64)
-
-    def num_params(self) -> int:
-        return int(self._fitted().num_params())
-
-    def size_bytes(self) -> int:
-        return int(self._fitted().size_bytes())
 
 
 class Model2VecClassifier(Baseline):

@@ -20,13 +20,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tinystudent.baselines.base import Baseline, NotFittedError, check_fit_inputs
-from tinystudent.baselines.peers import SetFitPeer, peer_key, publish
+from tinystudent.baselines.base import check_fit_inputs
+from tinystudent.baselines.peers import SetFitBacked, SetFitPeer, peer_key, publish
 from tinystudent.baselines.st_body import MINILM_L3, resolve_body
 from tinystudent.errors import DataError
 
 
-class SetFitDistilledPeer(Baseline):
+class SetFitDistilledPeer(SetFitBacked):
     """A SetFit teacher (k gold examples) distilled by setfit into a small body on the pool."""
 
     name = "setfit-distilled"
@@ -61,7 +61,7 @@ class SetFitDistilledPeer(Baseline):
         self.seed = seed
         self.pool: list[str] = []
         self.pool_used = 0
-        self._model: Any = None
+        self._teacher = None
         self.from_cache = False
 
     def options(self) -> dict[str, Any]:
@@ -95,7 +95,7 @@ class SetFitDistilledPeer(Baseline):
             self.cache_dir / "peers" / peer_key(self.name, options, [*texts, *unlabeled], labels)
         )
         if (target / "teacher.json").is_file():
-            self._model = SetFitTeacher.load(target, cache_dir=embed_cache)
+            self._teacher = SetFitTeacher.load(target, cache_dir=embed_cache)
             self.from_cache = True
             return self
         _require_setfit()
@@ -118,7 +118,7 @@ class SetFitDistilledPeer(Baseline):
             publish(tmp, target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        self._model = SetFitTeacher.load(target, cache_dir=embed_cache)
+        self._teacher = SetFitTeacher.load(target, cache_dir=embed_cache)
         return self
 
     def _distil(
@@ -178,21 +178,6 @@ class SetFitDistilledPeer(Baseline):
         info: dict[str, Any] = {"seed": self.seed, "n_train": len(texts), "teacher": self.teacher}
         info.update(n_unlabeled=len(unlabeled), max_steps=self.max_steps)
         return SetFitTeacher.from_setfit_model(student, work / "body", cfg, names, texts, info)
-
-    def _fitted(self) -> Any:
-        if self._model is None:
-            raise NotFittedError(f"{self.name}: call fit before predicting")
-        return self._model
-
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        """The distilled encoder runs on every call (no embedding cache), as for `setfit`."""
-        return np.asarray(self._fitted().predict_proba(texts, use_cache=False), dtype=np.float64)
-
-    def num_params(self) -> int:
-        return int(self._fitted().num_params())
-
-    def size_bytes(self) -> int:
-        return int(self._fitted().size_bytes())
 
 
 def _require_setfit() -> None:
