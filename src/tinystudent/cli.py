@@ -141,7 +141,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The embedded default: Rotten Tomatoes, k = 64, MiniLM-L6 teacher -> pQRNN student."""
+    """The embedded default: Rotten Tomatoes, k = 64, a fine-tuned MiniLM-L6 -> a bag student."""
     from tinystudent.pipeline import run
     from tinystudent.recipe import default_recipe
 
