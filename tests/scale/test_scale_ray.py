@@ -127,8 +127,8 @@ def test_generation_uses_the_same_actor_pool(tmp_path: Path) -> None:
 
     from tests.generate.conftest import CHAT, CHAT_TEMPLATE, FILL, NEG, POS
     from tests.tiny_lm import save_tiny_llama, word_level
+    from tinystudent.generate import generate_on_ray
     from tinystudent.generate.generator import TransformersGenerator
-    from tinystudent.generate.pool import generate_on_ray
 
     model = save_tiny_llama(
         tmp_path / "lm",

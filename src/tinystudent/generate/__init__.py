@@ -27,6 +27,7 @@ from tinystudent.generate.generator import (
     TransformersGenerator,
     make_generator,
 )
+from tinystudent.generate.pool import generate_on_ray
 from tinystudent.generate.run import GenerationConfig, build_transfer_set
 from tinystudent.generate.strategies import FinetuneSampler, PromptSampler, finetune_causal_lm
 
@@ -50,5 +51,6 @@ __all__ = [
     "build_transfer_set",
     "confidence_mask",
     "finetune_causal_lm",
+    "generate_on_ray",
     "make_generator",
 ]
