@@ -103,11 +103,16 @@ def evaluate_student(
     max_new_tokens: int,
     batch_size: int = 16,
     progress: bool = False,
+    prompts: Sequence[str] | None = None,
 ) -> EvalResult:
-    """Exact-match accuracy of the label task (the only one inference runs) on `examples`."""
+    """Exact-match accuracy of the label task (the only one inference runs) on `examples`;
+    `prompts` (one per example) replace the mode's own, e.g. icl's few-shot prompts."""
     if not examples:
         raise ValueError("evaluation needs at least one held-out example")
-    prompts = [inference_prompt(e.question, mode) for e in examples]
+    if prompts is None:
+        prompts = [inference_prompt(e.question, mode) for e in examples]
+    elif len(prompts) != len(examples):
+        raise ValueError(f"{len(prompts)} prompts for {len(examples)} examples")
     t0 = time.perf_counter()
     texts, counts = generate_greedy(
         model,

@@ -4,6 +4,9 @@ inference can never disagree about a prompt.
 - `answer`: `Question: q\\nAnswer:` -> ` a` (the baseline: no rationale at all).
 - `cot` (Fine-tune-CoT, Ho et al. 2023): the same prompt -> ` rationale\\n#### a`; at inference
   the student writes its reasoning first and the answer is read after the last `####`.
+- `icl` (in-context-learning distillation, Huang et al. 2022): k demonstrations
+  `Question: qi\nAnswer: ai` before the answer-mode prompt (`rationale/icl.py` builds them);
+  with no demonstration it is the answer prompt.
 - `multitask` (distilling step-by-step, Hsieh et al. 2023): one input, two tasks told apart by a
   prefix: `[label] Question: ...` -> ` a` and `[rationale] Question: ...` -> ` rationale`.
   The rationale is a training signal only; inference runs the `[label]` task, so it costs as
@@ -28,6 +31,7 @@ class Mode(str, Enum):
     answer = "answer"
     cot = "cot"
     multitask = "multitask"
+    icl = "icl"  # few-shot prompts (rationale/icl.py); the query's row is answer-shaped
 
 
 class Task(str, Enum):
@@ -56,7 +60,7 @@ def prompt(question: str, mode: Mode, task: Task = Task.label) -> str:
 def rows(example: Example, mode: Mode) -> list[Row]:
     """The training rows of one example in `mode` (two for multitask, else one)."""
     answer = f" {example.answer}"
-    if mode is Mode.answer:
+    if mode in (Mode.answer, Mode.icl):
         return [Row(prompt(example.question, mode), answer)]
     if example.rationale is None:
         raise ValueError(f"example {example.id} has no rationale; mode {mode.value} needs one")

@@ -48,7 +48,7 @@ from tinystudent.rationale.sources import (
     filter_rationales,
 )
 from tinystudent.rationale.student import META, load_student, save_student
-from tinystudent.rationale.train import train_student
+from tinystudent.rationale.train import RationaleFitResult, train_student
 from tinystudent.stages import Stages
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,9 @@ def training_examples(
     example per kept rationale, cached in `rationales.jsonl` for reruns."""
     if recipe.train.mode is Mode.answer:
         return questions, {"source": "none (answer mode)"}
+    icl = recipe.train.icl
+    if icl is not None and (icl.soft or recipe.rationales.source is RationaleSourceKind.dataset):
+        return questions, {"source": f"none (icl, teacher {icl.teacher}: the data's answers)"}
     key = fingerprint(recipe.section_hash("rationales"), [e.to_json() for e in questions])
     cache, meta_path = stages.root / "rationales.jsonl", stages.root / "rationales.json"
     stages.adopt("rationales", key, meta_path, "key")
@@ -130,6 +133,19 @@ def training_examples(
     write_json(meta_path, meta)
     stages.mark("rationales", key, ran=True)
     return kept, meta
+
+
+def icl_examples(
+    recipe: RationaleRecipe, questions: list[Example], scorer: Scorer, stages: Stages
+) -> tuple[list[Example], dict[str, Any]]:
+    """Mode icl's training questions: with teacher `labels` and a rationale source (a solver:
+    the programmatic stand-in teacher; or a teacher LM), those it vouches for (answered right)."""
+    kept, meta = training_examples(recipe, questions, scorer, stages)
+    if recipe.train.icl is None or kept is questions:
+        return kept, meta
+    from tinystudent.rationale.icl_run import vouched
+
+    return vouched(questions, kept), {**meta, "icl_labels_vouched_by": meta["source"]}
 
 
 def _max_new_tokens(recipe: RationaleRecipe, mode: Mode) -> int:
@@ -181,7 +197,25 @@ def trained_student(
         return model.to(device), tok, dict(read_json(student_dir / META)["train"])
     model, tok = load_student(recipe.student.model, recipe.student.num_layers)
     ckpt = Checkpoint(stages.root / "checkpoint", key)
-    model, result = train_student(model, tok, examples, cfg, ckpt, progress, device)
+    result: RationaleFitResult
+    if cfg.mode is Mode.icl:
+        from tinystudent.rationale.icl_run import train_icl_student
+
+        ev = recipe.evaluate
+        model, result = train_icl_student(
+            model,
+            tok,
+            examples,
+            cfg,
+            stages,
+            ckpt,
+            progress,
+            device,
+            ev.max_new_tokens,
+            ev.batch_size,
+        )
+    else:
+        model, result = train_student(model, tok, examples, cfg, ckpt, progress, device)
     train_info = {
         "steps": result.steps,
         "examples": result.examples,
@@ -191,6 +225,7 @@ def trained_student(
         "resumed_from": result.resumed_step,
         "first_loss": result.losses[0] if result.losses else None,
         "last_loss": result.losses[-1] if result.losses else None,
+        **({"icl": result.icl} if hasattr(result, "icl") else {}),
     }
     if result.stopped_by_time:
         raise DataError(
@@ -214,7 +249,7 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
     train_all, test, scorer = load_data(recipe)
     questions = train_all[: cfg.num_examples]
     stages = Stages(out)
-    examples, rationale_meta = training_examples(recipe, questions, scorer, stages)
+    examples, rationale_meta = icl_examples(recipe, questions, scorer, stages)
     baseline = baseline_score(recipe, test, scorer, stages, progress)
     model, tok, train_info = trained_student(recipe, examples, stages, progress)
     res: EvalResult = evaluate_student(
@@ -231,6 +266,9 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
         out / "predictions.jsonl",
         "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in res.predictions),
     )
+    icl_report = None
+    if cfg.icl is not None:
+        icl_report = _icl_report(recipe, model, tok, res, train_all, test, scorer, stages, progress)
     report = {
         "name": recipe.name,
         "mode": cfg.mode.value,
@@ -251,16 +289,58 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
             "lr": cfg.lr,
             "label_weight": cfg.label_weight if cfg.mode is Mode.multitask else None,
             "lora": cfg.lora.model_dump() if cfg.lora else None,
+            **({"icl": cfg.icl.model_dump(mode="json")} if cfg.icl else {}),
         },
         "train": train_info,
         "stages": stages.ran,
         "untrained": baseline,
         "student_result": res.summary(),
+        **({"icl": icl_report} if icl_report else {}),
         "seconds": time.perf_counter() - t0,
     }
     write_json(out / "report.json", report)
     write_text(out / "report.md", render_report(report))
     return report
+
+
+def _icl_report(
+    recipe: RationaleRecipe,
+    model: Any,
+    tok: Any,
+    zero_shot: EvalResult,
+    pool: list[Example],
+    test: list[Example],
+    scorer: Scorer,
+    stages: Stages,
+    progress: bool,
+) -> dict[str, Any]:
+    """Mode icl's 0-shot and k-shot scores (demonstrations from the training split), and the
+    untrained student's k-shot score when the recipe scores the untrained student."""
+    from tinystudent.rationale.icl_run import icl_evaluation
+
+    assert recipe.train.icl is not None
+    ev = recipe.evaluate
+
+    def untrained_student() -> tuple[Any, Any]:
+        base, base_tok = load_student(recipe.student.model, recipe.student.num_layers)
+        return base.to(resolve_device(recipe.device)), base_tok
+
+    untrained = (recipe.section_hash("student", "data", "evaluate"), untrained_student)
+    return icl_evaluation(
+        model,
+        tok,
+        zero_shot,
+        test,
+        pool,
+        recipe.train.icl,
+        recipe.data.seed,
+        scorer,
+        ev.max_new_tokens,
+        ev.batch_size,
+        stages,
+        untrained if ev.baseline else None,
+        progress,
+    )
 
 
 def render_report(report: dict[str, Any]) -> str:
@@ -288,10 +368,24 @@ def render_report(report: dict[str, Any]) -> str:
             f"| untrained | {u['accuracy']:.3f} ({u['correct']}/{u['total']}) | "
             f"{u['mean_new_tokens']:.1f} | {u['seconds_per_answer']:.3f} |"
         )
-    lines.append(
-        f"| {report['mode']} | {r['accuracy']:.3f} ({r['correct']}/{r['total']}) | "
-        f"{r['mean_new_tokens']:.1f} | {r['seconds_per_answer']:.3f} |"
-    )
+    rows = {report["mode"]: r}
+    if report.get("icl"):  # icl: 0-shot and k-shot rows instead, and the untrained k-shot
+        rows = {
+            k.replace("_", " ").replace("shot", "-shot"): v
+            for k, v in report["icl"]["results"].items()
+        }
+        rows.update(
+            {
+                k.replace("_", " ").replace("shot", "-shot"): v
+                for k, v in report["icl"].items()
+                if k.startswith("untrained")
+            }
+        )
+    for name, x in rows.items():
+        lines.append(
+            f"| {name} | {x['accuracy']:.3f} ({x['correct']}/{x['total']}) | "
+            f"{x['mean_new_tokens']:.1f} | {x['seconds_per_answer']:.3f} |"
+        )
     stats = report["rationales"].get("stats")
     if stats:
         lines += [

@@ -21,12 +21,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from tinystudent.checkpoint import Checkpoint
 from tinystudent.errors import AssetMissingError, DataError
 from tinystudent.rationale.data import Example
 from tinystudent.rationale.format import Mode, Task, rows
+from tinystudent.rationale.icl_config import IclConfig
 from tinystudent.train.causal_lm import encode_prompt_target, masked_lm_loss, pad_right
 from tinystudent.train.engine import Fit, FitResult, Hooks
 from tinystudent.train.strategy import Strategy
@@ -55,7 +63,7 @@ class RationaleTrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Mode = Field(Mode.multitask, description="answer | cot | multitask")
+    mode: Mode = Field(Mode.multitask, description="answer | cot | multitask | icl")
     num_examples: int = Field(256, ge=1, description="training questions used (the budget)")
     steps: int = Field(100, ge=0, description="optimiser steps")
     batch_size: int = Field(8, ge=1, description="questions per step")
@@ -75,6 +83,24 @@ class RationaleTrainConfig(BaseModel):
     checkpoint_every: int = Field(25, ge=0, description="steps between checkpoints (0: never)")
     max_minutes: float | None = Field(None, gt=0, description="stop cleanly after this long")
     seed: int = 0
+    icl: IclConfig | None = Field(None, description="mode icl: shots, teacher, LM weight")
+
+    @model_validator(mode="after")
+    def _icl_section(self) -> RationaleTrainConfig:
+        if self.icl is not None and self.mode is not Mode.icl:
+            raise ValueError(f"icl is the section of mode icl, not of mode {self.mode.value}")
+        if self.mode is Mode.icl and self.icl is None:
+            self.icl = IclConfig()  # the defaults, written out so they are in the hashes
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without `icl` when it is unset: the other modes' hashes and saved recipes stay
+        what they were before mode icl existed, so their finished runs are still reused."""
+        out = dict(handler(self))
+        if out.get("icl", 0) is None:
+            out.pop("icl")
+        return out
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,282 @@
+"""Mode `icl` in a rationale run: its training (the shared engine, icl rows and loss) and its
+0-shot / k-shot evaluation. `pipeline.py` calls in here, so the mode lives in one place."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from tinystudent.checkpoint import Checkpoint, fingerprint
+from tinystudent.errors import DataError
+from tinystudent.io import write_text
+from tinystudent.rationale.data import Example, Scorer
+from tinystudent.rationale.evaluate import EvalResult, evaluate_student
+from tinystudent.rationale.format import Mode
+from tinystudent.rationale.icl import (
+    IclEncoded,
+    IclPrompt,
+    SoftTarget,
+    encode_prompt,
+    eval_prompts,
+    icl_losses,
+    icl_tensors,
+    training_prompts,
+)
+from tinystudent.rationale.icl_config import IclConfig
+from tinystudent.rationale.train import (
+    RationaleFitResult,
+    RationaleTrainConfig,
+    apply_lora,
+    batch_indices,
+    merge_lora,
+)
+from tinystudent.stages import Stages
+from tinystudent.train.engine import Fit, Hooks
+from tinystudent.train.strategy import Strategy
+
+log = logging.getLogger(__name__)
+
+
+def vouched(questions: Sequence[Example], kept: Sequence[Example]) -> list[Example]:
+    """The questions a rationale source got right (one kept rationale or more): their answers
+    are the labels teacher's hard targets."""
+    ok = {" ".join(e.question.split()) for e in kept}
+    return [q for q in questions if " ".join(q.question.split()) in ok]
+
+
+@dataclass
+class IclFitResult(RationaleFitResult):
+    """The rationale result plus what the icl data held: shots per kept prompt, prompts too
+    long for max_seq_len, empty teacher answers, and the teacher's own record."""
+
+    icl: dict[str, Any] = field(default_factory=dict)
+
+
+def encode_rows(
+    tokenizer: Any,
+    prompts: Sequence[IclPrompt],
+    icl: IclConfig,
+    max_seq_len: int,
+    soft: Sequence[SoftTarget] | None = None,
+) -> tuple[list[IclEncoded], dict[str, Any]]:
+    """Encoded rows; a prompt longer than `max_seq_len` (with its target) is dropped, and so is
+    a prompt whose LM teacher answered nothing. Returns the rows and the counts."""
+    rows: list[IclEncoded] = []
+    too_long = empty = 0
+    for i, p in enumerate(prompts):
+        target = None if soft is None else soft[i]
+        if target is not None and not target.tokens:
+            empty += 1
+            continue
+        row = encode_prompt(tokenizer, p, icl.lm_weight > 0, target)
+        if len(row.ids) > max_seq_len:
+            too_long += 1
+            continue
+        rows.append(row)
+    shots = Counter(r.shots for r in rows)
+    info = {
+        "prompts": len(prompts),
+        "kept": len(rows),
+        "dropped_too_long": too_long,
+        "dropped_empty_teacher_answer": empty,
+        "shots": {str(k): shots[k] for k in sorted(shots)},
+    }
+    if not rows:
+        raise DataError(
+            f"no icl training prompt fits train.max_seq_len={max_seq_len} ({too_long} too "
+            f"long, {empty} empty teacher answers, {len(prompts)} prompts); raise max_seq_len "
+            "or lower train.icl.max_shots"
+        )
+    if too_long:
+        log.warning(
+            "icl: %d of %d prompts are longer than max_seq_len=%d and were dropped",
+            too_long,
+            len(prompts),
+            max_seq_len,
+        )
+    return rows, info
+
+
+def train_icl(
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[IclEncoded],
+    cfg: RationaleTrainConfig,
+    checkpoint: Checkpoint | None = None,
+    progress: bool = True,
+    device: str | torch.device = "cpu",
+) -> tuple[Any, IclFitResult]:
+    """Train on icl rows with the shared engine: loss `ict + lm_weight * lm` (the LM term only
+    where a batch holds demonstration tokens); seeded batches as in `train.train_student`."""
+    assert cfg.icl is not None  # set by RationaleTrainConfig for mode icl
+    icl = cfg.icl
+    t0 = time.perf_counter()
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad is None:
+        raise DataError("the student's tokenizer has neither a pad nor an EOS token")
+    torch.manual_seed(cfg.seed)
+    if cfg.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    if cfg.lora is not None:
+        model = apply_lora(model, cfg.lora)
+    params = [p for p in model.parameters() if p.requires_grad]
+    fit = Fit(
+        model,
+        torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay),
+        params,
+        total_steps=cfg.steps,
+        schedule="warmup_linear",
+        warmup=cfg.warmup_steps,
+        checkpoint=checkpoint,
+        checkpoint_epochs=False,
+        checkpoint_every=cfg.checkpoint_every,
+        trainable_only=True,
+        deadline=t0 + cfg.max_minutes * 60 if cfg.max_minutes else None,
+        desc="train icl",
+        progress=progress,
+        strategy=Strategy(device),
+    )
+    losses: list[float] = []
+    parts: dict[str, list[float]] = {"ict": [], "lm": []}
+
+    def prepare(s: int) -> dict[str, torch.Tensor]:
+        idx = batch_indices(len(rows), cfg.batch_size, s, cfg.seed)
+        tensors = icl_tensors([rows[i] for i in idx], int(pad))
+        if icl.lm_weight == 0:
+            tensors.pop("lm_labels", None)
+        return tensors
+
+    def step(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+        got = icl_losses(model, tensors, icl.temperature)
+        loss = got["ict"] + icl.lm_weight * got["lm"] if "lm" in got else got["ict"]
+        losses.append(float(loss.detach()))
+        for name, value in got.items():
+            parts[name].append(float(value.detach()))
+        return {"loss": loss}
+
+    def load(state: dict[str, Any]) -> None:
+        losses[:] = state["losses"]
+        parts.update({k: list(v) for k, v in state["task_losses"].items()})
+
+    hooks = Hooks(
+        lambda epoch: range(cfg.steps),
+        step,
+        size=lambda s: 1,
+        save=lambda: {"losses": losses, "task_losses": parts},
+        load=load,
+        prepare=prepare,
+    )
+    done = fit.run(hooks).extend(IclFitResult, losses=losses, task_losses=parts, examples=len(rows))
+    done.seconds = time.perf_counter() - t0
+    return (merge_lora(model) if cfg.lora is not None else model), done
+
+
+def train_icl_student(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    cfg: RationaleTrainConfig,
+    stages: Stages,
+    checkpoint: Checkpoint | None,
+    progress: bool,
+    device: str | torch.device,
+    teacher_max_new_tokens: int,
+    teacher_batch_size: int,
+) -> tuple[Any, IclFitResult]:
+    """Prompts -> (LM teacher's cached answers) -> rows -> training; what `pipeline` calls."""
+    assert cfg.icl is not None
+    prompts = training_prompts(examples, cfg.icl.min_shots, cfg.icl.max_shots, cfg.seed)
+    soft, teacher_meta = None, {"teacher": "labels"}
+    if cfg.icl.soft:
+        from tinystudent.rationale.icl_teacher import cached_teacher
+
+        soft, teacher_meta = cached_teacher(
+            cfg.icl.teacher,
+            prompts,
+            tokenizer,
+            stages,
+            teacher_max_new_tokens,
+            teacher_batch_size,
+            str(device),
+        )
+    rows, info = encode_rows(tokenizer, prompts, cfg.icl, cfg.max_seq_len, soft)
+    model, result = train_icl(model, tokenizer, rows, cfg, checkpoint, progress, device)
+    result.dropped_too_long = info["dropped_too_long"]
+    result.icl = {**info, "teacher": teacher_meta}
+    return model, result
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _save_predictions(path: Any, res: EvalResult) -> None:
+    write_text(path, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in res.predictions))
+
+
+def evaluate_k_shot(
+    model: Any,
+    tokenizer: Any,
+    test: Sequence[Example],
+    pool: Sequence[Example],
+    shots: int,
+    seed: int,
+    scorer: Scorer,
+    max_new_tokens: int,
+    batch_size: int,
+    progress: bool = False,
+) -> EvalResult:
+    """The student's score with `shots` demonstrations before every test question (0: the
+    plain answer prompt); demonstrations fixed per test question and data seed."""
+    prompts = [p.text for p in eval_prompts(test, pool, shots, seed)]
+    return evaluate_student(
+        model, tokenizer, test, Mode.icl, scorer, max_new_tokens, batch_size, progress, prompts
+    )
+
+
+def icl_evaluation(
+    model: Any,
+    tokenizer: Any,
+    zero_shot: EvalResult,
+    test: Sequence[Example],
+    pool: Sequence[Example],
+    icl: IclConfig,
+    seed: int,
+    scorer: Scorer,
+    max_new_tokens: int,
+    batch_size: int,
+    stages: Stages,
+    untrained: tuple[str, Callable[[], tuple[Any, Any]]] | None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """`icl_0shot` (the run's own evaluation) and `icl_<k>shot` of the trained student, and,
+    with `untrained` = (its key, a loader of the untrained student), its k-shot score (a
+    stage, `baseline_<k>shot.json`): does the base LM use the examples before ICL training?"""
+    k = icl.eval_shots
+    res = evaluate_k_shot(
+        model, tokenizer, test, pool, k, seed, scorer, max_new_tokens, batch_size, progress
+    )
+    _save_predictions(stages.root / f"predictions_{k}shot.jsonl", res)
+    out: dict[str, Any] = {
+        "eval_shots": k,
+        "results": {"icl_0shot": zero_shot.summary(), f"icl_{k}shot": res.summary()},
+    }
+    if untrained is not None:
+        key = fingerprint("icl-untrained", k, seed, [e.to_json() for e in test], untrained[0])
+
+        def score() -> dict[str, Any]:
+            base, tok = untrained[1]()
+            r = evaluate_k_shot(
+                base, tok, test, pool, k, seed, scorer, max_new_tokens, batch_size, progress
+            )
+            return {"result": r.summary()}
+
+        path = stages.root / f"baseline_{k}shot.json"
+        out[f"untrained_{k}shot"] = stages.artifact(f"baseline_{k}shot", key, path, score)["result"]
+    return out
