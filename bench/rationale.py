@@ -6,6 +6,11 @@ truncated SmolLM2 student and the training budget) and each seed, `run_rationale
 - cot: question -> rationale, then `#### answer` (Fine-tune-CoT);
 - multitask: `[label]` question -> answer and `[rationale]` question -> rationale (distilling
   step-by-step); inference runs only `[label]`, as cheap as answer-only;
+- icl: in-context-learning distillation (Huang et al. 2022): few-shot prompts of 0-4 solved
+  training questions before the question -> the labels teacher's answer, plus the LM loss on
+  the demonstrations; scored 0-shot and k-shot (rows `icl_0shot`, `icl_<k>shot`, and the
+  untrained student k-shot, `untrained_<k>shot`); its length cap is raised to hold k
+  demonstrations (ICL_MAX_SEQ_LEN);
 and scores the untrained student too (answer format). Every mode gets the same questions,
 steps, batch size, learning rate and length cap; the held-out problems (a seed no training item
 uses) are the same for every mode of a seed. Rationales are written by a programmatic solver:
@@ -45,8 +50,12 @@ from tinystudent.rationale.recipe import (  # noqa: E402
 )
 from tinystudent.rationale.student import META  # noqa: E402
 
-MODES = ["answer", "cot", "multitask"]
+MODES = ["answer", "cot", "multitask", "icl"]
 TASKS = ["chain_sum", "letter_counting"]
+#: icl's length cap: k demonstrations come before the question (a 3-term chain_sum
+#: demonstration is ~28 SmolLM2 tokens, 4 of them and the question ~140), so the recipe's cap,
+#: sized for one question and its target, would drop every 4-shot prompt.
+ICL_MAX_SEQ_LEN = 192
 QUICK = {
     "data": {"num_train": 16, "num_test": 8},
     "student": {"num_layers": 1},
@@ -106,9 +115,12 @@ def mode_recipe(
         {
             "data": {"seed": seed},
             "train": {"mode": mode, "seed": seed, "checkpoint_every": 0},
-            "evaluate": {"baseline": mode == "answer"},
+            # icl also scores the untrained student k-shot (does the base LM use examples?)
+            "evaluate": {"baseline": mode in ("answer", "icl")},
         },
     )
+    if mode == "icl":
+        doc["train"]["max_seq_len"] = max(doc["train"]["max_seq_len"], ICL_MAX_SEQ_LEN)
     if quick:
         doc = _merge(doc, QUICK)
     if student:
@@ -144,16 +156,42 @@ def aggregate(reports: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     for mode, runs in reports.items():
         if not runs:
             continue
-        res = [r["student_result"] for r in runs]
-        out[mode] = {
+        if mode == "icl":
+            out.update(_icl_rows(runs))
+            continue
+        out[mode] = _trained_row([r["student_result"] for r in runs], runs)
+    return out
+
+
+def _trained_row(res: list[dict[str, Any]], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One trained student's row over seeds: `res` are its scores, `runs` the reports."""
+    return {
+        "accuracy": _stats([x["accuracy"] for x in res]),
+        "mean_new_tokens": statistics.fmean(x["mean_new_tokens"] for x in res),
+        "seconds_per_answer": statistics.fmean(x["seconds_per_answer"] for x in res),
+        "total": res[0]["total"],
+        "seeds": [r.get("seed") for r in runs],
+        "train_seconds": statistics.fmean(r["train"]["seconds"] for r in runs),
+        "train_steps": runs[0]["train"]["steps"],
+        "last_loss": [r["train"]["last_loss"] for r in runs],
+    }
+
+
+def _icl_rows(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """icl's rows: the trained student 0-shot and k-shot, then the untrained student k-shot
+    (no training: no steps or training seconds)."""
+    out = {
+        name: _trained_row([r["icl"]["results"][name] for r in runs], runs)
+        for name in runs[0]["icl"]["results"]
+    }
+    for name in (k for k in runs[0]["icl"] if k.startswith("untrained_")):
+        res = [r["icl"][name] for r in runs]
+        out[name] = {
             "accuracy": _stats([x["accuracy"] for x in res]),
             "mean_new_tokens": statistics.fmean(x["mean_new_tokens"] for x in res),
             "seconds_per_answer": statistics.fmean(x["seconds_per_answer"] for x in res),
             "total": res[0]["total"],
             "seeds": [r.get("seed") for r in runs],
-            "train_seconds": statistics.fmean(r["train"]["seconds"] for r in runs),
-            "train_steps": runs[0]["train"]["steps"],
-            "last_loss": [r["train"]["last_loss"] for r in runs],
         }
     return out
 
@@ -194,13 +232,17 @@ def run_task(task: str, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
             rep = rep or run_rationale(recipe, run_dir, args.progress)
             rep["seed"] = seed
             reports[mode].append(rep)
-            r = rep["student_result"]
-            print(
-                f"{task} seed {seed} {mode}: exact match {r['accuracy']:.3f} "
-                f"({r['correct']}/{r['total']}), {r['mean_new_tokens']:.1f} tokens, "
-                f"{r['seconds_per_answer']:.3f} s/answer ({time.perf_counter() - t0:.0f} s)",
-                flush=True,
-            )
+            shown = {mode: rep["student_result"]}
+            if rep.get("icl"):
+                shown = {**rep["icl"]["results"]}
+                shown.update({k: v for k, v in rep["icl"].items() if k.startswith("untrained_")})
+            for name, r in shown.items():
+                print(
+                    f"{task} seed {seed} {name}: exact match {r['accuracy']:.3f} "
+                    f"({r['correct']}/{r['total']}), {r['mean_new_tokens']:.1f} tokens, "
+                    f"{r['seconds_per_answer']:.3f} s/answer ({time.perf_counter() - t0:.0f} s)",
+                    flush=True,
+                )
     first = mode_recipe(base, args.modes[0], args.seeds[0], args.quick, args.student, args.steps)
     return {
         "recipe": str(path.relative_to(ROOT)),

@@ -289,6 +289,16 @@ RATIONALE_NAMES = {
 }
 
 
+def _rationale_name(key: str) -> str:
+    """A row's name; icl's rows carry their test-time shots (`icl_4shot`, `untrained_4shot`)."""
+    m = re.fullmatch(r"(icl|untrained)_(\d+)shot", key)
+    if m is None:
+        return RATIONALE_NAMES.get(key, key)
+    if m.group(1) == "untrained":
+        return f"untrained, {m.group(2)}-shot prompts"
+    return f"(d) in-context distillation, {m.group(2)}-shot prompts"
+
+
 def rationale_block(path: Path, more: Sequence[Path] = ()) -> str:
     """The rationale table from `path` and, after it, the rows of `more` (runs of
     `bench/rationale.py --steps N`, e.g. `rationale_<N>steps.json`); every row names its own
@@ -341,7 +351,7 @@ def _rationale_rows(doc: dict[str, Any]) -> list[str]:
             steps = r.get("train_steps", 0)  # the untrained student: no training
             seeds = len(acc["per_seed"])
             rows.append(
-                f"| {task} | {RATIONALE_NAMES.get(key, key)} | {steps} | {acc['mean']:.3f} ± "
+                f"| {task} | {_rationale_name(key)} | {steps} | {acc['mean']:.3f} ± "
                 f"{acc['std']:.3f} (n={r['total']}, {seeds} seed{'s' if seeds > 1 else ''}) | "
                 f"{r['mean_new_tokens']:.1f} | "
                 f"{r['seconds_per_answer']:.3f} | {secs} |"

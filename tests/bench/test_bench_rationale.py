@@ -38,7 +38,15 @@ def test_bench_runs_every_mode_and_seed_and_renders(tmp_path: Path):
     assert bench.main([*argv, "--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     res = doc["tasks"]["chain_sum"]["results"]
-    assert set(res) == {"untrained", "answer", "cot", "multitask"}
+    assert set(res) == {
+        "untrained",
+        "answer",
+        "cot",
+        "multitask",
+        "icl_0shot",
+        "icl_4shot",
+        "untrained_4shot",
+    }
     for r in res.values():
         acc = r["accuracy"]
         assert len(acc["per_seed"]) == 2 and r["total"] == 8
@@ -98,3 +106,27 @@ def test_steps_must_be_positive():
     assert bench.mode_recipe(base, "cot", 0, quick=False, steps=360).train.steps == 360
     with pytest.raises(ValueError, match="--steps must be a positive"):
         bench.mode_recipe(base, "cot", 0, quick=False, steps=0)
+
+
+def test_icl_mode_has_zero_and_k_shot_rows_and_renders_them(tmp_path: Path):
+    base = bench.load_rationale_recipe(ROOT / "recipes" / "rationale_chain_sum.yaml")
+    icl = bench.mode_recipe(base, "icl", 0, quick=False)
+    assert icl.train.mode.value == "icl" and icl.evaluate.baseline  # untrained k-shot too
+    assert icl.train.max_seq_len == max(base.train.max_seq_len, bench.ICL_MAX_SEQ_LEN)
+    lm = make_tiny_lm(tmp_path / "lm")
+    out = tmp_path / "r.json"
+    argv = ["--quick", "--tasks", "chain_sum", "--seeds", "0", "--modes", "icl"]
+    assert (
+        bench.main(
+            [*argv, "--student", str(lm), "--runs", str(tmp_path / "runs"), "--out", str(out)]
+        )
+        == 0
+    )
+    res = json.loads(out.read_text())["tasks"]["chain_sum"]["results"]
+    assert set(res) == {"icl_0shot", "icl_4shot", "untrained_4shot"}
+    assert res["icl_4shot"]["train_steps"] == 2 and "train_steps" not in res["untrained_4shot"]
+    assert res["icl_0shot"]["total"] == res["icl_4shot"]["total"] == 8
+    block = render_readme.rationale_block(out)
+    assert "| chain_sum | (d) in-context distillation, 0-shot prompts | 2 |" in block
+    assert "| chain_sum | (d) in-context distillation, 4-shot prompts | 2 |" in block
+    assert "| chain_sum | untrained, 4-shot prompts | 0 |" in block
