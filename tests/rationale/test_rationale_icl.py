@@ -252,3 +252,28 @@ def test_lm_teacher_outputs_are_a_cached_stage(tmp_path, tiny_lm_dir, monkeypatc
     )
     again = run_rationale(recipe, out, progress=False)
     assert again["stages"]["icl_teacher"] == "skipped" and again["stages"]["student"] == "ran"
+
+
+def test_killed_icl_run_resumes_from_its_checkpoint_to_the_same_losses(
+    tmp_path, tiny_lm_dir, monkeypatch
+):
+    recipe = _icl_recipe(tmp_path, tiny_lm_dir)
+    straight = run_rationale(recipe, tmp_path / "straight", progress=False)
+    calls = {"n": 0}
+    real = icl_run_mod.icl_losses
+
+    def killed_at_step_4(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt("simulated kill")
+        return real(*args, **kwargs)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(icl_run_mod, "icl_losses", killed_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        run_rationale(recipe, out, progress=False)
+    monkeypatch.setattr(icl_run_mod, "icl_losses", real)
+    assert (out / "checkpoint").is_dir() and not (out / "student").exists()
+    report = run_rationale(recipe, out, progress=False)
+    assert report["train"]["resumed_from"] == 2 and report["train"]["steps"] == 4
+    assert report["train"]["last_loss"] == pytest.approx(straight["train"]["last_loss"], rel=1e-5)
