@@ -109,6 +109,19 @@ def test_losses_split_the_query_answer_from_the_demonstrations(tiny_lm_dir: Path
     assert set(icl_losses(model, icl_tensors([no_lm], 0))) == {"ict"}
 
 
+def test_a_padded_batch_scores_each_row_as_alone(tiny_lm_dir: Path):
+    # Rows of 0, 1 and 3 shots: left padding must not change any row's loss.
+    model, tok = load_student(str(tiny_lm_dir))
+    data = toy_problems(8)
+    rows = [
+        encode_prompt(tok, few_shot(data[1 : 1 + k], data[k + 4]), with_lm=False) for k in (0, 1, 3)
+    ]
+    n = [sum(t != IGNORE for t in r.labels) for r in rows]
+    alone = [float(icl_losses(model, icl_tensors([r], 0))["ict"].detach()) for r in rows]
+    batch = float(icl_losses(model, icl_tensors(rows, 0))["ict"].detach())
+    assert batch == pytest.approx(sum(a * k for a, k in zip(alone, n)) / sum(n), rel=1e-4)
+
+
 def test_soft_targets_equal_to_the_student_have_zero_kl(tiny_lm_dir: Path):
     model, tok = load_student(str(tiny_lm_dir))
     p = few_shot(toy_problems(3)[1:], toy_problems(3)[0])
