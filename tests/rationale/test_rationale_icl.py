@@ -120,6 +120,18 @@ def test_a_padded_batch_scores_each_row_as_alone(tiny_lm_dir: Path):
     alone = [float(icl_losses(model, icl_tensors([r], 0))["ict"].detach()) for r in rows]
     batch = float(icl_losses(model, icl_tensors(rows, 0))["ict"].detach())
     assert batch == pytest.approx(sum(a * k for a, k in zip(alone, n)) / sum(n), rel=1e-4)
+    # The same with soft targets: each row's teacher logits land on its own answer tokens.
+    gen = torch.Generator().manual_seed(0)
+    soft_rows = []
+    for k in (0, 1, 3):
+        p = few_shot(data[1 : 1 + k], data[k + 4])
+        answer = tok.encode(f" {p.answer}", add_special_tokens=False)
+        ids = [torch.randperm(40, generator=gen)[:5].tolist() for _ in answer]
+        logits = [torch.randn(5, generator=gen).tolist() for _ in answer]
+        soft_rows.append(encode_prompt(tok, p, False, SoftTarget(answer, ids, logits)))
+    alone = [float(icl_losses(model, icl_tensors([r], 0), 2.0)["ict"].detach()) for r in soft_rows]
+    batch = float(icl_losses(model, icl_tensors(soft_rows, 0), 2.0)["ict"].detach())
+    assert batch == pytest.approx(sum(a * k for a, k in zip(alone, n)) / sum(n), rel=1e-4)
 
 
 def test_soft_targets_equal_to_the_student_have_zero_kl(tiny_lm_dir: Path):

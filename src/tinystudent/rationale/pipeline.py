@@ -188,7 +188,10 @@ def trained_student(
     else trained, resuming from `checkpoint/`, and saved) and what its training did."""
     cfg = recipe.train
     student_dir = stages.root / "student"
-    key = fingerprint(recipe.training_hash(), [e.to_json() for e in examples])
+    parts: list[Any] = [recipe.training_hash(), [e.to_json() for e in examples]]
+    if cfg.icl is not None and cfg.icl.soft:  # the LM teacher's answers are capped by this
+        parts.append(["icl teacher max_new_tokens", recipe.evaluate.max_new_tokens])
+    key = fingerprint(*parts)
     device = resolve_device(recipe.device)
     stages.adopt("student", key, student_dir / META, "key")
     if stages.is_done("student", key, student_dir / META):
