@@ -8,6 +8,8 @@ inference can never disagree about a prompt.
   prefix: `[label] Question: ...` -> ` a` and `[rationale] Question: ...` -> ` rationale`.
   The rationale is a training signal only; inference runs the `[label]` task, so it costs as
   little as the answer-only student.
+- `knife` (KNIFE, Chan et al. 2022; `knife.py`): the student's rows are the answer-only rows;
+  the rationale reaches it only through a teacher that read it (matched hidden states).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Mode(str, Enum):
     answer = "answer"
     cot = "cot"
     multitask = "multitask"
+    knife = "knife"
 
 
 class Task(str, Enum):
@@ -56,7 +59,7 @@ def prompt(question: str, mode: Mode, task: Task = Task.label) -> str:
 def rows(example: Example, mode: Mode) -> list[Row]:
     """The training rows of one example in `mode` (two for multitask, else one)."""
     answer = f" {example.answer}"
-    if mode is Mode.answer:
+    if mode in (Mode.answer, Mode.knife):
         return [Row(prompt(example.question, mode), answer)]
     if example.rationale is None:
         raise ValueError(f"example {example.id} has no rationale; mode {mode.value} needs one")

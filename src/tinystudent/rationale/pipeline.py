@@ -34,6 +34,7 @@ from tinystudent.rationale.data import (
 from tinystudent.rationale.evaluate import EvalResult, evaluate_student
 from tinystudent.rationale.format import Mode
 from tinystudent.rationale.gym import gym_scorer, gym_split
+from tinystudent.rationale.knife_run import knife_report, train_knife
 from tinystudent.rationale.recipe import (
     DataSource,
     RationaleRecipe,
@@ -48,7 +49,7 @@ from tinystudent.rationale.sources import (
     filter_rationales,
 )
 from tinystudent.rationale.student import META, load_student, save_student
-from tinystudent.rationale.train import train_student
+from tinystudent.rationale.train import RationaleFitResult, train_student
 from tinystudent.stages import Stages
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,11 @@ def trained_student(
         return model.to(device), tok, dict(read_json(student_dir / META)["train"])
     model, tok = load_student(recipe.student.model, recipe.student.num_layers)
     ckpt = Checkpoint(stages.root / "checkpoint", key)
-    model, result = train_student(model, tok, examples, cfg, ckpt, progress, device)
+    result: RationaleFitResult
+    if cfg.mode is Mode.knife:  # teacher (its own stage) first, then the student against it
+        model, result = train_knife(recipe, model, tok, examples, ckpt, stages, progress)
+    else:
+        model, result = train_student(model, tok, examples, cfg, ckpt, progress, device)
     train_info = {
         "steps": result.steps,
         "examples": result.examples,
@@ -258,6 +263,9 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
         "student_result": res.summary(),
         "seconds": time.perf_counter() - t0,
     }
+    if cfg.mode is Mode.knife:
+        report["knife"] = knife_report(recipe, examples, test, scorer, stages, progress)
+        report["stages"] = stages.ran
     write_json(out / "report.json", report)
     write_text(out / "report.md", render_report(report))
     return report
@@ -292,6 +300,12 @@ def render_report(report: dict[str, Any]) -> str:
         f"| {report['mode']} | {r['accuracy']:.3f} ({r['correct']}/{r['total']}) | "
         f"{r['mean_new_tokens']:.1f} | {r['seconds_per_answer']:.3f} |"
     )
+    oracle = (report.get("knife") or {}).get("teacher_oracle")
+    if oracle:
+        lines.append(
+            f"| knife teacher (gold rationale in its input: oracle) | {oracle['accuracy']:.3f} "
+            f"({oracle['correct']}/{oracle['total']}) | {oracle['mean_new_tokens']:.1f} | - |"
+        )
     stats = report["rationales"].get("stats")
     if stats:
         lines += [

@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tinystudent.checkpoint import Checkpoint
 from tinystudent.errors import AssetMissingError, DataError
 from tinystudent.rationale.data import Example
 from tinystudent.rationale.format import Mode, Task, rows
+from tinystudent.rationale.knife_spec import KnifeSpec
 from tinystudent.train.causal_lm import encode_prompt_target, masked_lm_loss, pad_right
 from tinystudent.train.engine import Fit, FitResult, Hooks
 from tinystudent.train.strategy import Strategy
@@ -55,7 +56,7 @@ class RationaleTrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Mode = Field(Mode.multitask, description="answer | cot | multitask")
+    mode: Mode = Field(Mode.multitask, description="answer | cot | multitask | knife")
     num_examples: int = Field(256, ge=1, description="training questions used (the budget)")
     steps: int = Field(100, ge=0, description="optimiser steps")
     batch_size: int = Field(8, ge=1, description="questions per step")
@@ -75,6 +76,13 @@ class RationaleTrainConfig(BaseModel):
     checkpoint_every: int = Field(25, ge=0, description="steps between checkpoints (0: never)")
     max_minutes: float | None = Field(None, gt=0, description="stop cleanly after this long")
     seed: int = 0
+    knife: KnifeSpec | None = Field(None, description="mode knife: teacher budget, loss weights")
+
+    @model_validator(mode="after")
+    def _knife_only_in_knife_mode(self) -> RationaleTrainConfig:
+        if self.knife is not None and self.mode is not Mode.knife:
+            raise ValueError(f"train.knife belongs to mode knife, not mode {self.mode.value}")
+        return self
 
 
 @dataclass(frozen=True)
