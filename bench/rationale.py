@@ -157,6 +157,9 @@ def aggregate(reports: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "train_steps": runs[0]["train"]["steps"],
             "last_loss": [r["train"]["last_loss"] for r in runs],
         }
+        oracle = [o for r in runs if (o := (r.get("knife") or {}).get("teacher_oracle"))]
+        if oracle:  # the teacher had the gold rationale in its input: an oracle-input figure
+            out[mode]["teacher_oracle_accuracy"] = _stats([o["accuracy"] for o in oracle])
     return out
 
 

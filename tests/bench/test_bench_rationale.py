@@ -38,12 +38,14 @@ def test_bench_runs_every_mode_and_seed_and_renders(tmp_path: Path):
     assert bench.main([*argv, "--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     res = doc["tasks"]["chain_sum"]["results"]
-    assert set(res) == {"untrained", "answer", "cot", "multitask"}
+    assert set(res) == {"untrained", "answer", "cot", "multitask", "knife"}
     for r in res.values():
         acc = r["accuracy"]
         assert len(acc["per_seed"]) == 2 and r["total"] == 8
         assert acc["mean"] == pytest.approx(sum(acc["per_seed"]) / 2)
     assert res["cot"]["mean_new_tokens"] > 0 and res["cot"]["train_steps"] == 2
+    # the knife teacher is scored with the solver's rationale in its input, once per seed
+    assert len(res["knife"]["teacher_oracle_accuracy"]["per_seed"]) == 2
     assert "stand-in for a large teacher" in doc["tasks"]["chain_sum"]["rationales"]
     # a second run reuses every finished run (no training, no evaluation): same figures
     again = tmp_path / "again.json"

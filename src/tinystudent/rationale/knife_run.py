@@ -87,7 +87,8 @@ def knife_teacher(
     key, target = teacher_key(recipe, examples), stages.root / "teacher"
     device = resolve_device(recipe.device)
     if stages.is_done("teacher", key, target / META):
-        stages.mark("teacher", key, ran=False)
+        if stages.ran.get("teacher") != "ran":  # trained earlier in this run: say so
+            stages.mark("teacher", key, ran=False)
         model, _ = load_student(str(target))
         return model.to(device), dict(read_json(target / META)["train"])
     model, tok = load_student(recipe.student.model, teacher_layers(recipe))
