@@ -15,12 +15,17 @@ import tinystudent.rationale.pipeline as pipeline_mod
 from tests.rationale.conftest import recipe_file, toy_problems
 from tinystudent.errors import RecipeError
 from tinystudent.rationale.data import Example
-from tinystudent.rationale.format import Mode
+from tinystudent.rationale.evaluate import generate_greedy
+from tinystudent.rationale.format import Mode, inference_prompt
 from tinystudent.rationale.knife import (
+    KnifeRow,
     aligned,
     bottleneck_mask,
     encode_knife,
     knife_tensors,
+    next_logits,
+    oracle_rows,
+    teacher_greedy,
     teacher_tensors,
     train_knife_student,
     train_teacher,
@@ -72,6 +77,27 @@ def test_bottleneck_mask_blocks_answer_positions_from_the_rationale(tiny_lm_dir)
     # two layers: the rationale reaches the answer through the question states (the point)
     (deep_a, _), (deep_b, _) = _answer_logits(model, tok, examples, masked=True)
     assert not torch.allclose(deep_a, deep_b, atol=1e-5)
+
+
+def test_teacher_greedy_decodes_under_the_bottleneck(tiny_lm_dir):
+    _, tok = load_student(str(tiny_lm_dir))
+    one = truncate_layers(load_student(str(tiny_lm_dir))[0], 1)
+    examples = toy_problems(4, seed=5)
+    texts, counts = teacher_greedy(one, tok, examples, max_new_tokens=6, batch_size=3)
+    # one layer and RoPE's relative positions: the answer block sees exactly what a student
+    # reading the bare prompt sees, so the teacher decodes what plain greedy decoding does
+    plain, plain_counts = generate_greedy(
+        one, tok, [inference_prompt(e.question, Mode.knife) for e in examples], 6, batch_size=3
+    )
+    assert texts == plain and counts == plain_counts
+    # and its next-token logits are the bare prompt's, which they are not without the mask
+    rows = oracle_rows(tok, examples)
+    bare = [torch.tensor([r.ids]) for r in rows]
+    with torch.no_grad():
+        want = torch.stack([one(input_ids=b).logits[0, -1] for b in bare])
+    assert torch.allclose(next_logits(one, rows, 0), want, atol=1e-5)
+    leaky = [KnifeRow(r.rationale, r.ids, r.labels, r.tail + len(r.ids)) for r in rows]
+    assert not torch.allclose(next_logits(one, leaky, 0), want, atol=1e-4)
 
 
 def test_mask_is_causal_hides_padding_and_only_the_tail_is_cut():

@@ -387,6 +387,30 @@ def train_knife_student(
     return (merge_lora(model) if cfg.lora is not None else model), done
 
 
+def oracle_rows(tokenizer: Any, examples: Sequence[Example]) -> list[KnifeRow]:
+    """Test-time teacher rows: each example's rationale, then the bare prompt (no answer)."""
+    out = []
+    for ex in examples:
+        text = prompt(ex.question, Mode.knife)
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        rat = tokenizer.encode(teacher_prefix(ex.rationale or ""), add_special_tokens=False)
+        out.append(KnifeRow(rat, ids, [IGNORE] * len(ids), tail_start(tokenizer, text, ids)))
+    return out
+
+
+def next_logits(teacher: Any, rows: Sequence[KnifeRow], pad_id: int) -> torch.Tensor:
+    """(B, vocab) logits for the token after each row, under the bottleneck mask."""
+    param = next(teacher.parameters())
+    t = teacher_tensors(rows, pad_id)
+    with torch.inference_mode():
+        logits = teacher(
+            input_ids=t["ids"].to(param.device),
+            attention_mask=t["mask"].to(param.device, param.dtype),
+        ).logits
+    last = torch.tensor([len(r.teacher_ids) - 1 for r in rows], device=logits.device)
+    return logits[torch.arange(len(rows), device=logits.device), last]
+
+
 def teacher_greedy(
     teacher: Any,
     tokenizer: Any,
@@ -399,38 +423,23 @@ def teacher_greedy(
     reruns the batch under the bottleneck mask, cheap for answers of a few tokens."""
     eos = tokenizer.eos_token_id
     pad = _pad_id(tokenizer)
-    device = next(teacher.parameters()).device
+    rows = oracle_rows(tokenizer, examples)
     texts, counts = [], []
-    rows = [
-        KnifeRow(
-            tokenizer.encode(teacher_prefix(ex.rationale or ""), add_special_tokens=False),
-            ids,
-            ids,
-            tail_start(tokenizer, text, ids),
-        )
-        for ex in examples
-        for text in [prompt(ex.question, Mode.knife)]
-        for ids in [tokenizer.encode(text, add_special_tokens=False)]
-    ]
     teacher.eval()
     for start in range(0, len(rows), batch_size):
-        chunk = list(rows[start : start + batch_size])
+        chunk = rows[start : start + batch_size]
         new: list[list[int]] = [[] for _ in chunk]
         done = [False] * len(chunk)
         for _ in range(max_new_tokens):
-            cur = [KnifeRow(r.rationale, r.ids + n, r.ids + n, r.tail) for r, n in zip(chunk, new)]
-            t = teacher_tensors(cur, pad)
-            with torch.inference_mode():
-                logits = teacher(
-                    input_ids=t["ids"].to(device),
-                    attention_mask=t["mask"].to(device, next(teacher.parameters()).dtype),
-                ).logits
-            for i, r in enumerate(cur):
-                if done[i]:
-                    continue
-                tok = int(logits[i, len(r.teacher_ids) - 1].argmax())
-                new[i].append(tok)
-                done[i] = eos is not None and tok == eos
+            cur = [
+                KnifeRow(r.rationale, r.ids + n, r.labels + [IGNORE] * len(n), r.tail)
+                for r, n in zip(chunk, new)
+            ]
+            best = next_logits(teacher, cur, pad).argmax(dim=-1).tolist()
+            for i, tok in enumerate(best):
+                if not done[i]:
+                    new[i].append(int(tok))
+                    done[i] = eos is not None and tok == eos
             if all(done):
                 break
         for n in new:

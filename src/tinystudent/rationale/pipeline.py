@@ -197,6 +197,10 @@ def trained_student(
         "first_loss": result.losses[0] if result.losses else None,
         "last_loss": result.losses[-1] if result.losses else None,
     }
+    parts = getattr(result, "parts", None)  # mode knife: CE, hidden MSE, logit KL (weighted)
+    if parts:
+        train_info["first_parts"] = {k: v[0] for k, v in parts.items() if v}
+        train_info["last_parts"] = {k: v[-1] for k, v in parts.items() if v}
     if result.stopped_by_time:
         raise DataError(
             f"training stopped by train.max_minutes after {result.steps} of {cfg.steps} "
