@@ -187,7 +187,7 @@ def trained_student(
         model, result = train_knife(recipe, model, tok, examples, ckpt, stages, progress)
     else:
         model, result = train_student(model, tok, examples, cfg, ckpt, progress, device)
-    train_info = {
+    train_info: dict[str, Any] = {
         "steps": result.steps,
         "examples": result.examples,
         "dropped_too_long": result.dropped_too_long,
