@@ -159,6 +159,56 @@ def test_knife_section_is_validated(tmp_path, tiny_lm_dir):
             recipe_file(tmp_path, tiny_lm_dir, mode="knife", knife={"layers": "some"})
         )
 
+    with pytest.raises(RecipeError, match="teacher_layers must equal student.num_layers"):
+        load_rationale_recipe(
+            recipe_file(
+                tmp_path, tiny_lm_dir, mode="knife", knife={"layers": "all", "teacher_layers": 1}
+            )
+        )
+    ok = load_rationale_recipe(
+        recipe_file(tmp_path, tiny_lm_dir, mode="knife", knife={"layers": "all"})
+    )
+    assert ok.train.knife is not None and ok.train.knife.temperature == 2.0
+
+
+def test_layers_all_and_a_smaller_teacher_through_run_rationale(tmp_path, tiny_lm_dir):
+    rep = pipeline_mod.run_rationale(
+        _knife_recipe(tmp_path, tiny_lm_dir, layers="all"), tmp_path / "all", progress=False
+    )
+    assert set(rep["train"]["last_parts"]) == {"ce", "hidden", "logit"}
+    small = _knife_recipe(tmp_path, tiny_lm_dir, teacher_layers=1)
+    rep = pipeline_mod.run_rationale(small, tmp_path / "small", progress=False)
+    assert (
+        json.loads((tmp_path / "small" / "teacher" / "config.json").read_text())[
+            "num_hidden_layers"
+        ]
+        == 1
+    )
+    assert rep["train"]["steps"] == 4
+
+
+def test_killed_teacher_training_resumes_from_its_checkpoint(tmp_path, tiny_lm_dir, monkeypatch):
+    import tinystudent.rationale.knife as knife_mod
+
+    recipe, out = _knife_recipe(tmp_path, tiny_lm_dir, teacher_steps=4), tmp_path / "run"
+    real, calls = knife_mod.teacher_loss, {"n": 0}
+
+    def killed_at_step_3(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(knife_mod, "teacher_loss", killed_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline_mod.run_rationale(recipe, out, progress=False)
+    monkeypatch.setattr(knife_mod, "teacher_loss", real)
+    assert (out / "teacher_checkpoint").is_dir() and not (out / "teacher").exists()
+    rep = pipeline_mod.run_rationale(recipe, out, progress=False)
+    assert rep["knife"]["teacher_train"]["resumed_from"] == 2
+    assert rep["knife"]["teacher_train"]["steps"] == 4
+    assert not (out / "teacher_checkpoint").exists()
+
 
 def _knife_recipe(tmp_path: Path, tiny_lm_dir: Path, **knife: Any) -> Any:
     return load_rationale_recipe(
