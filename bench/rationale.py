@@ -46,7 +46,7 @@ from tinystudent.rationale.recipe import (  # noqa: E402
 from tinystudent.rationale.student import META  # noqa: E402
 
 MODES = ["answer", "cot", "multitask"]
-TASKS = ["chain_sum", "letter_counting"]
+TASKS = ["chain_sum", "letter_counting", "basic_arithmetic"]
 QUICK = {
     "data": {"num_train": 16, "num_test": 8},
     "student": {"num_layers": 1},
