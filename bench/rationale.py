@@ -1,4 +1,4 @@
-"""What do rationales buy a tiny generative student? Per reasoning-gym task, four students.
+"""What do rationales buy a tiny generative student? Per reasoning-gym task, five students.
 
 For each task's recipe (`recipes/rationale_<task>.yaml`: the task, its difficulty options, the
 truncated SmolLM2 student and the training budget) and each seed, `run_rationale` trains:
@@ -6,6 +6,9 @@ truncated SmolLM2 student and the training budget) and each seed, `run_rationale
 - cot: question -> rationale, then `#### answer` (Fine-tune-CoT);
 - multitask: `[label]` question -> answer and `[rationale]` question -> rationale (distilling
   step-by-step); inference runs only `[label]`, as cheap as answer-only;
+- pinto: question + a rationale written by a frozen, 3-shot prompted SmolLM2-135M (all 30
+  layers; demonstrations from the solver) -> answer, with the counterfactual regulariser
+  (PINTO); its tokens and seconds per answer include the rationalizer's generation;
 and scores the untrained student too (answer format). Every mode gets the same questions,
 steps, batch size, learning rate and length cap; the held-out problems (a seed no training item
 uses) are the same for every mode of a seed. Rationales are written by a programmatic solver:
@@ -45,7 +48,7 @@ from tinystudent.rationale.recipe import (  # noqa: E402
 )
 from tinystudent.rationale.student import META  # noqa: E402
 
-MODES = ["answer", "cot", "multitask"]
+MODES = ["answer", "cot", "multitask", "pinto"]
 TASKS = ["chain_sum", "letter_counting"]
 QUICK = {
     "data": {"num_train": 16, "num_test": 8},

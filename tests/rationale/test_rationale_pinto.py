@@ -107,6 +107,7 @@ def test_fewshot_prompt_leaves_out_the_question_asked_and_cut_stops():
     assert f"Rationale: {demos[1].rationale}\nAnswer: {demos[1].answer}" in prompt
     assert cut_rationale(" 3 + 4 = 7\nAnswer: 7\n\nQuestion: x") == "3 + 4 = 7"
     assert cut_rationale(" a\nb\n\nQuestion: y") == "a\nb"
+    assert cut_rationale(" 5 + 9 =\nRationale: 5 + 9 =") == "5 + 9 ="
 
 
 def _stage(tmp_path: Path, tiny_lm_dir: Path, n: int = 12):

@@ -4,15 +4,15 @@ a rationale for each question; a resumable stage of the run directory.
 The prompt is `num_shots` blocks `Question: q\\nRationale: r\\nAnswer: a` (training questions
 with the recipe's rationale source's rationales, never the question being asked), then
 `Question: q\\nRationale:`. Decoding is greedy (deterministic), batched with left padding and
-the KV cache, and a row stops at `\\nAnswer:` or a blank line: a base LM continuing a few-shot
-prompt goes on to answer and to invent the next question. The rationale is the text before
-the stop.
+the KV cache, and a row stops at `\\nAnswer:`, `\\nRationale:`, `\\nQuestion:` or a blank
+line: a base LM continuing a few-shot prompt goes on to answer, to loop, or to invent the next
+question. The rationale is the text before the stop.
 
 Cost, per question: the tokens it generated (the stop string's included, the few-shot prompt
-not) and the wall seconds of the batched generate calls it was part of, divided by the batch's
-size (tokenisation and decoding included; loading the model once is not). The stage writes
-`pinto_rationales.partial.json` after every few batches, so a killed run resumes where it
-stopped, and `pinto_rationales.json` when done (both atomically; the key in `stages.json`).
+not) and the wall seconds of the generate call it was part of (`BATCHES_PER_SAVE` batches),
+divided by the questions in it (tokenisation and decoding included; loading the model once is
+not). The stage writes `pinto_rationales.partial.json` after every such call, so a killed run
+resumes where it stopped, and `pinto_rationales.json` when done (both atomically; the key in `stages.json`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from tinystudent.rationale.student import load_student
 from tinystudent.stages import Stages
 
 STAGE = "pinto_rationales"
-STOP_STRINGS = ("\nAnswer:", "\n\n", "\nQuestion:")
+STOP_STRINGS = ("\nAnswer:", "\n\n", "\nQuestion:", "\nRationale:")
 #: Batches generated between two writes of the partial file.
 BATCHES_PER_SAVE = 4
 
