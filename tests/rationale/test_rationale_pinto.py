@@ -229,3 +229,25 @@ def test_pinto_keys_are_validated(tmp_path, tiny_lm_dir):
     default = parse_rationale_recipe(doc)
     doc["train"]["pinto"] = {"counterfactual_weight": 0.1}
     assert parse_rationale_recipe(doc).training_hash() != default.training_hash()
+
+
+@pytest.mark.parametrize("weight", [0.5, 0.0])
+def test_train_student_in_pinto_mode_adds_the_counterfactual_term(tiny_lm_dir: Path, weight):
+    from tinystudent.rationale.train import RationaleTrainConfig, train_student
+
+    model, tok = load_student(str(tiny_lm_dir))
+    cfg = RationaleTrainConfig(
+        mode="pinto",
+        steps=3,
+        batch_size=4,
+        lr=3e-3,
+        max_seq_len=200,
+        pinto={"counterfactual_weight": weight},
+    )
+    _, result = train_student(model, tok, _long_rationales(8), cfg, progress=False)
+    cf, label = result.task_losses["counterfactual"], result.task_losses["label"]
+    if weight:  # the total is label CE + weight * (-entropy); -entropy is negative
+        assert len(cf) == 3 and all(c < 0 for c in cf)
+        assert result.losses == pytest.approx([lo + weight * c for lo, c in zip(label, cf)])
+    else:  # no twins are made: the objective is the label loss alone
+        assert cf == [] and result.losses == pytest.approx(label)

@@ -12,7 +12,8 @@ Cost, per question: the tokens it generated (the stop string's included, the few
 not) and the wall seconds of the generate call it was part of (`BATCHES_PER_SAVE` batches),
 divided by the questions in it (tokenisation and decoding included; loading the model once is
 not). The stage writes `pinto_rationales.partial.json` after every such call, so a killed run
-resumes where it stopped, and `pinto_rationales.json` when done (both atomically; the key in `stages.json`).
+resumes where it stopped, and `pinto_rationales.json` when done (both atomically; the key is
+in `stages.json`).
 """
 
 from __future__ import annotations
