@@ -56,6 +56,8 @@ QUICK = {
     "train": {"num_examples": 8, "steps": 2, "batch_size": 4},
     "evaluate": {"cot_max_new_tokens": 16},
 }
+#: --quick, mode pinto: short rationales (a 3-term chain_sum one is ~13 SmolLM2 tokens).
+QUICK_PINTO = {"train": {"pinto": {"rationalizer": {"max_new_tokens": 16}}}}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,6 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--modes", nargs="+", default=MODES, choices=MODES)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (minutes): a smoke test")
     ap.add_argument("--student", default=None, help="override student.model (a local folder)")
+    ap.add_argument(
+        "--rationalizer",
+        default=None,
+        help="mode pinto: override train.pinto.rationalizer.model (a local folder)",
+    )
     ap.add_argument(
         "--finished-only",
         action="store_true",
@@ -99,6 +106,7 @@ def mode_recipe(
     quick: bool,
     student: str | None = None,
     steps: int | None = None,
+    rationalizer: str | None = None,
 ) -> RationaleRecipe:
     """The task's recipe in `mode` with `seed` (data draw and training) and, if given, `steps`
     training steps; the untrained student is scored once per seed, in the answer run."""
@@ -112,10 +120,16 @@ def mode_recipe(
             "evaluate": {"baseline": mode == "answer"},
         },
     )
+    if mode != "pinto":
+        doc["train"].pop("pinto", None)  # a pinto recipe's options belong to its pinto runs
     if quick:
         doc = _merge(doc, QUICK)
+        if mode == "pinto":
+            doc = _merge(doc, QUICK_PINTO)
     if student:
         doc["student"]["model"] = student
+    if rationalizer and mode == "pinto":
+        doc = _merge(doc, {"train": {"pinto": {"rationalizer": {"model": rationalizer}}}})
     if steps is not None:
         if steps < 1:
             raise ValueError(f"--steps must be a positive number of steps, got {steps}")
@@ -187,7 +201,9 @@ def run_task(task: str, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
     here = task_dir(runs, task, args.steps)
     for seed in args.seeds:
         for mode in args.modes:
-            recipe = mode_recipe(base, mode, seed, args.quick, args.student, args.steps)
+            recipe = mode_recipe(
+                base, mode, seed, args.quick, args.student, args.steps, args.rationalizer
+            )
             t0 = time.perf_counter()
             run_dir = here / f"s{seed}" / mode
             rep = finished_report(recipe, run_dir)
