@@ -6,6 +6,9 @@ truncated SmolLM2 student and the training budget) and each seed, `run_rationale
 - cot: question -> rationale, then `#### answer` (Fine-tune-CoT);
 - multitask: `[label]` question -> answer and `[rationale]` question -> rationale (distilling
   step-by-step); inference runs only `[label]`, as cheap as answer-only;
+- pinto: question + a rationale written by a frozen, 3-shot prompted SmolLM2-135M (all 30
+  layers; demonstrations from the solver) -> answer, with the counterfactual regulariser
+  (PINTO); its tokens and seconds per answer include the rationalizer's generation;
 - knife: a teacher reads the rationale, the answer-only student matches its hidden states
   (KNIFE); inference is answer-only;
 and scores the untrained student too (answer format). Every mode gets the same questions,
@@ -47,14 +50,16 @@ from tinystudent.rationale.recipe import (  # noqa: E402
 )
 from tinystudent.rationale.student import META  # noqa: E402
 
-MODES = ["answer", "cot", "multitask", "knife"]
-TASKS = ["chain_sum", "letter_counting"]
+MODES = ["answer", "cot", "multitask", "pinto", "knife"]
+TASKS = ["chain_sum", "letter_counting", "basic_arithmetic"]
 QUICK = {
     "data": {"num_train": 16, "num_test": 8},
     "student": {"num_layers": 1},
     "train": {"num_examples": 8, "steps": 2, "batch_size": 4},
     "evaluate": {"cot_max_new_tokens": 16},
 }
+#: --quick, mode pinto: short rationales (a 3-term chain_sum one is ~13 SmolLM2 tokens).
+QUICK_PINTO = {"train": {"pinto": {"rationalizer": {"max_new_tokens": 16}}}}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,6 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--modes", nargs="+", default=MODES, choices=MODES)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (minutes): a smoke test")
     ap.add_argument("--student", default=None, help="override student.model (a local folder)")
+    ap.add_argument(
+        "--rationalizer",
+        default=None,
+        help="mode pinto: override train.pinto.rationalizer.model (a local folder)",
+    )
     ap.add_argument(
         "--finished-only",
         action="store_true",
@@ -98,6 +108,7 @@ def mode_recipe(
     quick: bool,
     student: str | None = None,
     steps: int | None = None,
+    rationalizer: str | None = None,
 ) -> RationaleRecipe:
     """The task's recipe in `mode` with `seed` (data draw and training) and, if given, `steps`
     training steps; the untrained student is scored once per seed, in the answer run."""
@@ -111,10 +122,18 @@ def mode_recipe(
             "evaluate": {"baseline": mode == "answer"},
         },
     )
+    if mode != "pinto":
+        doc["train"].pop("pinto", None)  # a pinto recipe's options belong to its pinto runs
+    if mode != "knife":
+        doc["train"].pop("knife", None)  # likewise a knife recipe's
     if quick:
         doc = _merge(doc, QUICK)
+        if mode == "pinto":
+            doc = _merge(doc, QUICK_PINTO)
     if student:
         doc["student"]["model"] = student
+    if rationalizer and mode == "pinto":
+        doc = _merge(doc, {"train": {"pinto": {"rationalizer": {"model": rationalizer}}}})
     if steps is not None:
         if steps < 1:
             raise ValueError(f"--steps must be a positive number of steps, got {steps}")
@@ -189,7 +208,9 @@ def run_task(task: str, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
     here = task_dir(runs, task, args.steps)
     for seed in args.seeds:
         for mode in args.modes:
-            recipe = mode_recipe(base, mode, seed, args.quick, args.student, args.steps)
+            recipe = mode_recipe(
+                base, mode, seed, args.quick, args.student, args.steps, args.rationalizer
+            )
             t0 = time.perf_counter()
             run_dir = here / f"s{seed}" / mode
             rep = finished_report(recipe, run_dir)

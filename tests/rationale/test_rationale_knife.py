@@ -149,6 +149,12 @@ def test_knife_losses_fall_on_a_tiny_model(tiny_lm_dir):
     assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters()))
 
 
+def test_other_modes_dump_and_hash_as_before_the_knife_key():
+    assert "knife" not in RationaleTrainConfig(mode="cot").model_dump(mode="json")
+    knife = RationaleTrainConfig(mode="knife", knife={"hidden_weight": 0.5})
+    assert knife.model_dump(mode="json")["knife"]["hidden_weight"] == 0.5
+
+
 def test_knife_section_is_validated(tmp_path, tiny_lm_dir):
     with pytest.raises(RecipeError, match="train.knife belongs to mode knife"):
         load_rationale_recipe(recipe_file(tmp_path, tiny_lm_dir, mode="cot", knife={}))

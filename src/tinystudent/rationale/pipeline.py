@@ -4,9 +4,10 @@ Every stage leaves its artifact in the run directory and records the key it was 
 `stages.json` (`tinystudent.stages`, the resume scheme of every kind of run), so a rerun skips
 what is done: `rationales.jsonl` (kept rationales), `baseline.json` (the untrained student's
 score), `checkpoint/` while training, `student/` (safetensors) once trained, then
-`predictions.jsonl`, `report.json` and `report.md`. A run directory from before `stages.json`
-kept each key in the artifact's own metadata (`"key"`); `Stages.adopt` takes those over, so
-such a directory resumes too.
+`predictions.jsonl`, `report.json` and `report.md`; mode pinto adds `pinto_rationales.json`
+(the frozen rationalizer's rationales, `rationale/rationalizer.py`). A run directory from
+before `stages.json` kept each key in the artifact's own metadata (`"key"`); `Stages.adopt`
+takes those over, so such a directory resumes too.
 """
 
 from __future__ import annotations
@@ -223,7 +224,14 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
     train_all, test, scorer = load_data(recipe)
     questions = train_all[: cfg.num_examples]
     stages = Stages(out)
-    examples, rationale_meta = training_examples(recipe, questions, scorer, stages)
+    if cfg.mode is Mode.pinto:
+        from tinystudent.rationale.pinto_run import pinto_data
+
+        examples, test, rationale_meta = pinto_data(
+            recipe, questions, test, scorer, stages, progress
+        )
+    else:
+        examples, rationale_meta = training_examples(recipe, questions, scorer, stages)
     baseline = baseline_score(recipe, test, scorer, stages, progress)
     model, tok, train_info = trained_student(recipe, examples, stages, progress)
     res: EvalResult = evaluate_student(
@@ -236,6 +244,13 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
         recipe.evaluate.batch_size,
         progress,
     )
+    summary = res.summary()
+    if cfg.mode is Mode.pinto:
+        from tinystudent.rationale.pinto_run import with_rationalizer_cost
+
+        summary = with_rationalizer_cost(summary, rationale_meta["rationalizer"])
+        for pred, ex in zip(res.predictions, test):
+            pred["rationale"] = ex.rationale  # what the student read
     write_text(
         out / "predictions.jsonl",
         "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in res.predictions),
@@ -260,11 +275,12 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
             "lr": cfg.lr,
             "label_weight": cfg.label_weight if cfg.mode is Mode.multitask else None,
             "lora": cfg.lora.model_dump() if cfg.lora else None,
+            **({"pinto": cfg.pinto.model_dump(mode="json")} if cfg.pinto else {}),
         },
         "train": train_info,
         "stages": stages.ran,
         "untrained": baseline,
-        "student_result": res.summary(),
+        "student_result": summary,
         "seconds": time.perf_counter() - t0,
     }
     if cfg.mode is Mode.knife:
@@ -304,6 +320,10 @@ def render_report(report: dict[str, Any]) -> str:
         f"| {report['mode']} | {r['accuracy']:.3f} ({r['correct']}/{r['total']}) | "
         f"{r['mean_new_tokens']:.1f} | {r['seconds_per_answer']:.3f} |"
     )
+    if report["mode"] == Mode.pinto.value:
+        from tinystudent.rationale.pinto_run import render_lines
+
+        lines += render_lines(report)
     oracle = (report.get("knife") or {}).get("teacher_oracle")
     if oracle:
         lines.append(
