@@ -1,4 +1,4 @@
-"""What do rationales buy a tiny generative student? Per reasoning-gym task, four students.
+"""What do rationales buy a tiny generative student? Per reasoning-gym task, five students.
 
 For each task's recipe (`recipes/rationale_<task>.yaml`: the task, its difficulty options, the
 truncated SmolLM2 student and the training budget) and each seed, `run_rationale` trains:
@@ -6,6 +6,11 @@ truncated SmolLM2 student and the training budget) and each seed, `run_rationale
 - cot: question -> rationale, then `#### answer` (Fine-tune-CoT);
 - multitask: `[label]` question -> answer and `[rationale]` question -> rationale (distilling
   step-by-step); inference runs only `[label]`, as cheap as answer-only;
+- pinto: question + a rationale written by a frozen, 3-shot prompted SmolLM2-135M (all 30
+  layers; demonstrations from the solver) -> answer, with the counterfactual regulariser
+  (PINTO); its tokens and seconds per answer include the rationalizer's generation;
+- knife: a teacher reads the rationale, the answer-only student matches its hidden states
+  (KNIFE); inference is answer-only;
 - icl: in-context-learning distillation (Huang et al. 2022): few-shot prompts of 0-4 solved
   training questions before the question -> the labels teacher's answer, plus the LM loss on
   the demonstrations; scored 0-shot and k-shot (rows `icl_0shot`, `icl_<k>shot`, and the
@@ -50,8 +55,8 @@ from tinystudent.rationale.recipe import (  # noqa: E402
 )
 from tinystudent.rationale.student import META  # noqa: E402
 
-MODES = ["answer", "cot", "multitask", "icl"]
-TASKS = ["chain_sum", "letter_counting"]
+MODES = ["answer", "cot", "multitask", "pinto", "knife", "icl"]
+TASKS = ["chain_sum", "letter_counting", "basic_arithmetic"]
 #: icl's length cap: k demonstrations come before the question (a 3-term chain_sum
 #: demonstration is ~28 SmolLM2 tokens, 4 of them and the question ~140), so the recipe's cap,
 #: sized for one question and its target, would drop every 4-shot prompt.
@@ -62,6 +67,8 @@ QUICK = {
     "train": {"num_examples": 8, "steps": 2, "batch_size": 4},
     "evaluate": {"cot_max_new_tokens": 16},
 }
+#: --quick, mode pinto: short rationales (a 3-term chain_sum one is ~13 SmolLM2 tokens).
+QUICK_PINTO = {"train": {"pinto": {"rationalizer": {"max_new_tokens": 16}}}}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,6 +78,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--modes", nargs="+", default=MODES, choices=MODES)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (minutes): a smoke test")
     ap.add_argument("--student", default=None, help="override student.model (a local folder)")
+    ap.add_argument(
+        "--rationalizer",
+        default=None,
+        help="mode pinto: override train.pinto.rationalizer.model (a local folder)",
+    )
     ap.add_argument(
         "--finished-only",
         action="store_true",
@@ -105,6 +117,7 @@ def mode_recipe(
     quick: bool,
     student: str | None = None,
     steps: int | None = None,
+    rationalizer: str | None = None,
 ) -> RationaleRecipe:
     """The task's recipe in `mode` with `seed` (data draw and training) and, if given, `steps`
     training steps; the untrained student is scored once per seed, in the answer run."""
@@ -119,12 +132,22 @@ def mode_recipe(
             "evaluate": {"baseline": mode in ("answer", "icl")},
         },
     )
+    if mode != "pinto":
+        doc["train"].pop("pinto", None)  # a pinto recipe's options belong to its pinto runs
+    if mode != "knife":
+        doc["train"].pop("knife", None)  # likewise a knife recipe's
+    if mode != "icl":
+        doc["train"].pop("icl", None)  # and an icl recipe's
     if mode == "icl":
         doc["train"]["max_seq_len"] = max(doc["train"]["max_seq_len"], ICL_MAX_SEQ_LEN)
     if quick:
         doc = _merge(doc, QUICK)
+        if mode == "pinto":
+            doc = _merge(doc, QUICK_PINTO)
     if student:
         doc["student"]["model"] = student
+    if rationalizer and mode == "pinto":
+        doc = _merge(doc, {"train": {"pinto": {"rationalizer": {"model": rationalizer}}}})
     if steps is not None:
         if steps < 1:
             raise ValueError(f"--steps must be a positive number of steps, got {steps}")
@@ -160,6 +183,9 @@ def aggregate(reports: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             out.update(_icl_rows(runs))
             continue
         out[mode] = _trained_row([r["student_result"] for r in runs], runs)
+        oracle = [o for r in runs if (o := (r.get("knife") or {}).get("teacher_oracle"))]
+        if oracle:  # the teacher had the gold rationale in its input: an oracle-input figure
+            out[mode]["teacher_oracle_accuracy"] = _stats([o["accuracy"] for o in oracle])
     return out
 
 
@@ -222,7 +248,9 @@ def run_task(task: str, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
     here = task_dir(runs, task, args.steps)
     for seed in args.seeds:
         for mode in args.modes:
-            recipe = mode_recipe(base, mode, seed, args.quick, args.student, args.steps)
+            recipe = mode_recipe(
+                base, mode, seed, args.quick, args.student, args.steps, args.rationalizer
+            )
             t0 = time.perf_counter()
             run_dir = here / f"s{seed}" / mode
             rep = finished_report(recipe, run_dir)

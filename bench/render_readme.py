@@ -286,6 +286,8 @@ RATIONALE_NAMES = {
     "answer": "(a) answer only",
     "cot": "(b) rationale then answer (Fine-tune-CoT)",
     "multitask": "(c) multitask (distilling step-by-step)",
+    "pinto": "(d) PINTO (frozen prompted rationalizer; its cost included)",
+    "knife": "(d) KNIFE (matches a rationale-reading teacher's states)",
 }
 
 

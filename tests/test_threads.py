@@ -57,7 +57,10 @@ def test_pinned_run_gives_the_same_bytes_from_any_starting_thread_count(
 
 
 def test_threads_flag_and_global_torch_threads_set_the_recipe(
-    toy_csv: Path, tiny_teacher_dir: Path, tmp_path: Path, restore_threads: None,
+    toy_csv: Path,
+    tiny_teacher_dir: Path,
+    tmp_path: Path,
+    restore_threads: None,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     base = ["check", "--data", str(toy_csv), "--teacher", str(tiny_teacher_dir)]

@@ -29,12 +29,17 @@ def test_mode_recipe_sets_mode_seed_and_one_baseline_per_seed():
     quick = bench.mode_recipe(base, "answer", 0, quick=True, student="/x")
     assert quick.data.num_test == 8 and quick.train.steps == 2 and quick.student.model == "/x"
     assert quick.data.task_options == base.data.task_options
+    pinto = bench.mode_recipe(base, "pinto", 0, quick=True, rationalizer="/r")
+    assert pinto.train.pinto.rationalizer.model == "/r" and pinto.train.pinto.perturb_rate == 0.5
+    again = bench.mode_recipe(pinto, "cot", 0, quick=False, rationalizer="/r")
+    assert again.train.pinto is None  # the other modes of a pinto recipe drop its options
 
 
 def test_bench_runs_every_mode_and_seed_and_renders(tmp_path: Path):
     lm = make_tiny_lm(tmp_path / "lm")
     out = tmp_path / "r.json"
     argv = ["--quick", "--tasks", "chain_sum", "--seeds", "0", "1", "--student", str(lm)]
+    argv += ["--rationalizer", str(lm)]
     assert bench.main([*argv, "--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     res = doc["tasks"]["chain_sum"]["results"]
@@ -43,15 +48,21 @@ def test_bench_runs_every_mode_and_seed_and_renders(tmp_path: Path):
         "answer",
         "cot",
         "multitask",
+        "pinto",
+        "knife",
         "icl_0shot",
         "icl_4shot",
         "untrained_4shot",
     }
+    # pinto's tokens per answer count the frozen rationalizer's rationale too
+    assert res["pinto"]["mean_new_tokens"] > 8
     for r in res.values():
         acc = r["accuracy"]
         assert len(acc["per_seed"]) == 2 and r["total"] == 8
         assert acc["mean"] == pytest.approx(sum(acc["per_seed"]) / 2)
     assert res["cot"]["mean_new_tokens"] > 0 and res["cot"]["train_steps"] == 2
+    # the knife teacher is scored with the solver's rationale in its input, once per seed
+    assert len(res["knife"]["teacher_oracle_accuracy"]["per_seed"]) == 2
     assert "stand-in for a large teacher" in doc["tasks"]["chain_sum"]["rationales"]
     # a second run reuses every finished run (no training, no evaluation): same figures
     again = tmp_path / "again.json"
@@ -72,6 +83,9 @@ def test_bench_runs_every_mode_and_seed_and_renders(tmp_path: Path):
     assert not (tmp_path / "runs" / "chain_sum" / "s7").exists()
     block = render_readme.rationale_block(out)
     assert "| chain_sum | (b) rationale then answer (Fine-tune-CoT) | 2 |" in block
+    assert (
+        "| chain_sum | (d) PINTO (frozen prompted rationalizer; its cost included) | 2 |" in block
+    )
     assert f"{res['answer']['accuracy']['mean']:.3f} ± " in block
 
 

@@ -107,9 +107,9 @@ def section(name: str) -> st.SearchStrategy[object]:
     return one
 
 
-PLAUSIBLE = st.lists(
-    st.sampled_from(sorted(Recipe.model_fields)), max_size=4, unique=True
-).flatmap(lambda names: st.fixed_dictionaries({n: section(n) for n in names}))
+PLAUSIBLE = st.lists(st.sampled_from(sorted(Recipe.model_fields)), max_size=4, unique=True).flatmap(
+    lambda names: st.fixed_dictionaries({n: section(n) for n in names})
+)
 
 
 def check(parse: typing.Callable[[], Recipe]) -> None:

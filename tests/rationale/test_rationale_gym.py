@@ -54,6 +54,17 @@ def test_bad_task_or_option_is_one_clear_line():
         ("chain_sum", {"min_terms": 3, "max_terms": 6, "min_digits": 1, "max_digits": 2}),
         ("letter_counting", {"min_words": 3, "max_words": 6}),
         ("count_bits", {"max_n": 5000}),
+        (
+            "basic_arithmetic",
+            {
+                "min_terms": 3,
+                "max_terms": 4,
+                "min_digits": 1,
+                "max_digits": 1,
+                "operators": ["+", "-", "*"],
+                "allow_negation": False,
+            },
+        ),
     ],
 )
 def test_solver_rationales_reach_the_right_answer(task: str, options: dict):
@@ -69,7 +80,7 @@ def test_solver_rationales_reach_the_right_answer(task: str, options: dict):
         steps, answer = text.rsplit(ANSWER_MARKER, 1)
         assert answer.strip() == ex.answer
         last = steps.strip().splitlines()[-1]
-        if task == "chain_sum":
+        if task in ("chain_sum", "basic_arithmetic"):
             assert last.endswith(f"= {ex.answer}")
         elif task == "letter_counting":
             assert last.endswith(f"total {ex.answer}")
@@ -142,3 +153,17 @@ def test_cli_reasoning_gym_with_solver_and_truncated_student(
     assert json.loads((out / "student" / "config.json").read_text())["num_hidden_layers"] == 1
     first = json.loads((out / "rationales.jsonl").read_text().splitlines()[0])
     assert first["meta"]["expression"] in first["question"]
+
+
+def test_basic_arithmetic_solver_follows_precedence_and_brackets():
+    """Multiplication before subtraction, brackets first, a negated bracket is its own step,
+    a negative literal is not; division is refused rather than guessed."""
+    from tinystudent.rationale.solvers import basic_arithmetic
+
+    assert basic_arithmetic({"expression": "2 - -1 * -2"}) == "-1 * -2 = 2\n2 - 2 = 0"
+    assert basic_arithmetic({"expression": "( 7 - -6 ) - -5"}) == "7 - -6 = 13\n13 - -5 = 18"
+    assert basic_arithmetic({"expression": "-( 5 + -8 ) * 2"}) == (
+        "5 + -8 = -3\n-(-3) = 3\n3 * 2 = 6"
+    )
+    with pytest.raises(ValueError, match=r"\+ - \* only"):
+        basic_arithmetic({"expression": "8 / 2"})

@@ -26,8 +26,13 @@ def _recipe(toy_csv: Path, body: Path, **teacher: object) -> dict:
     return {
         "name": "toy-setfit",
         "data": {"dataset": str(toy_csv), "k": 8, "test_size": 40, "max_pool": 60},
-        "teacher": {"kind": "setfit", "model": str(body), "num_iterations": 2,
-                    "max_length": 16, **teacher},
+        "teacher": {
+            "kind": "setfit",
+            "model": str(body),
+            "num_iterations": 2,
+            "max_length": 16,
+            **teacher,
+        },
         "student": TINY_BAG,
         "train": {"epochs": 1, "batch_size": 32},
     }

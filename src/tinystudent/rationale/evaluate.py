@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tinystudent.rationale.data import Example, Scorer
-from tinystudent.rationale.format import Mode, extract_answer, inference_prompt
+from tinystudent.rationale.format import Mode, extract_answer, student_prompt
 
 
 @dataclass
@@ -47,8 +47,12 @@ def generate_greedy(
     batch_size: int = 16,
     progress: bool = False,
     desc: str = "generate",
+    stop_strings: Sequence[str] = (),
 ) -> tuple[list[str], list[int]]:
-    """Greedy continuations of `prompts` and the number of tokens each one generated."""
+    """Greedy continuations of `prompts` and the number of tokens each one generated.
+
+    A row also stops once it has written one of `stop_strings` (kept in its text): a base LM
+    continuing a few-shot prompt never writes EOS, and would otherwise run to the limit."""
     import torch
     from tqdm.auto import tqdm
 
@@ -81,12 +85,18 @@ def generate_greedy(
             }
             if eos is not None:
                 kwargs["eos_token_id"] = int(eos)
+            if stop_strings:
+                kwargs["stop_strings"] = list(stop_strings)
+                kwargs["tokenizer"] = tokenizer
             with torch.inference_mode():
                 out = model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
             for i, row in zip(chunk, out[:, width:].tolist()):
                 n = len(row)
                 if eos is not None and eos in row:
                     n = row.index(eos) + 1  # what follows EOS is padding, not generation
+                elif stop_strings:  # a row stopped early is padded to the longest one
+                    while n and row[n - 1] == pad:
+                        n -= 1
                 counts[i] = n
                 texts[i] = tokenizer.decode(row[:n], skip_special_tokens=True)
     finally:
@@ -110,7 +120,7 @@ def evaluate_student(
     if not examples:
         raise ValueError("evaluation needs at least one held-out example")
     if prompts is None:
-        prompts = [inference_prompt(e.question, mode) for e in examples]
+        prompts = [student_prompt(e, mode) for e in examples]
     elif len(prompts) != len(examples):
         raise ValueError(f"{len(prompts)} prompts for {len(examples)} examples")
     t0 = time.perf_counter()

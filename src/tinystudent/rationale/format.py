@@ -11,6 +11,11 @@ inference can never disagree about a prompt.
   prefix: `[label] Question: ...` -> ` a` and `[rationale] Question: ...` -> ` rationale`.
   The rationale is a training signal only; inference runs the `[label]` task, so it costs as
   little as the answer-only student.
+- `pinto` (Wang et al. 2023): `Question: q\nRationale: r\nAnswer:` -> ` a`, where `r` is written
+  by a frozen, few-shot prompted LM for training and test questions alike
+  (`tinystudent.rationale.pinto`).
+- `knife` (KNIFE, Chan et al. 2022; `knife.py`): the student's rows are the answer-only rows;
+  the rationale reaches it only through a teacher that read it (matched hidden states).
 """
 
 from __future__ import annotations
@@ -31,14 +36,18 @@ class Mode(str, Enum):
     answer = "answer"
     cot = "cot"
     multitask = "multitask"
+    pinto = "pinto"
+    knife = "knife"
     icl = "icl"  # few-shot prompts (rationale/icl.py); the query's row is answer-shaped
 
 
 class Task(str, Enum):
-    """Which loss a training row feeds (only multitask has rationale rows)."""
+    """Which loss a training row feeds (only multitask has rationale rows; only pinto has
+    counterfactual rows, whose rationale is perturbed)."""
 
     label = "label"
     rationale = "rationale"
+    counterfactual = "counterfactual"
 
 
 @dataclass(frozen=True)
@@ -57,13 +66,21 @@ def prompt(question: str, mode: Mode, task: Task = Task.label) -> str:
     return text
 
 
+def pinto_prompt(question: str, rationale: str) -> str:
+    """The pinto student's input: the question, then the rationalizer's rationale."""
+    r = rationale.strip()
+    return f"Question: {' '.join(question.split())}\nRationale:{' ' + r if r else ''}\nAnswer:"
+
+
 def rows(example: Example, mode: Mode) -> list[Row]:
     """The training rows of one example in `mode` (two for multitask, else one)."""
     answer = f" {example.answer}"
-    if mode in (Mode.answer, Mode.icl):
+    if mode in (Mode.answer, Mode.knife, Mode.icl):
         return [Row(prompt(example.question, mode), answer)]
     if example.rationale is None:
         raise ValueError(f"example {example.id} has no rationale; mode {mode.value} needs one")
+    if mode is Mode.pinto:
+        return [Row(pinto_prompt(example.question, example.rationale), answer)]
     if mode is Mode.cot:
         target = f" {example.rationale}\n{ANSWER_MARKER} {example.answer}"
         return [Row(prompt(example.question, mode), target)]
@@ -78,6 +95,14 @@ def rows(example: Example, mode: Mode) -> list[Row]:
 def inference_prompt(question: str, mode: Mode) -> str:
     """What the student is asked at test time: the label task only, in every mode."""
     return prompt(question, mode, Task.label)
+
+
+def student_prompt(example: Example, mode: Mode) -> str:
+    """What the student reads for a held-out example: pinto reads the rationale the frozen
+    rationalizer wrote for it (in `example.rationale`); every other mode the question only."""
+    if mode is Mode.pinto:
+        return pinto_prompt(example.question, example.rationale or "")
+    return inference_prompt(example.question, mode)
 
 
 def extract_answer(text: str, mode: Mode) -> str:

@@ -4,9 +4,10 @@ Every stage leaves its artifact in the run directory and records the key it was 
 `stages.json` (`tinystudent.stages`, the resume scheme of every kind of run), so a rerun skips
 what is done: `rationales.jsonl` (kept rationales), `baseline.json` (the untrained student's
 score), `checkpoint/` while training, `student/` (safetensors) once trained, then
-`predictions.jsonl`, `report.json` and `report.md`. A run directory from before `stages.json`
-kept each key in the artifact's own metadata (`"key"`); `Stages.adopt` takes those over, so
-such a directory resumes too.
+`predictions.jsonl`, `report.json` and `report.md`; mode pinto adds `pinto_rationales.json`
+(the frozen rationalizer's rationales, `rationale/rationalizer.py`). A run directory from
+before `stages.json` kept each key in the artifact's own metadata (`"key"`); `Stages.adopt`
+takes those over, so such a directory resumes too.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tinystudent.rationale.data import (
 from tinystudent.rationale.evaluate import EvalResult, evaluate_student
 from tinystudent.rationale.format import Mode
 from tinystudent.rationale.gym import gym_scorer, gym_split
+from tinystudent.rationale.knife_run import knife_report, train_knife
 from tinystudent.rationale.recipe import (
     DataSource,
     RationaleRecipe,
@@ -188,10 +190,10 @@ def trained_student(
     else trained, resuming from `checkpoint/`, and saved) and what its training did."""
     cfg = recipe.train
     student_dir = stages.root / "student"
-    parts: list[Any] = [recipe.training_hash(), [e.to_json() for e in examples]]
+    key_parts: list[Any] = [recipe.training_hash(), [e.to_json() for e in examples]]
     if cfg.icl is not None and cfg.icl.soft:  # the LM teacher's answers are capped by this
-        parts.append(["icl teacher max_new_tokens", recipe.evaluate.max_new_tokens])
-    key = fingerprint(*parts)
+        key_parts.append(["icl teacher max_new_tokens", recipe.evaluate.max_new_tokens])
+    key = fingerprint(*key_parts)
     device = resolve_device(recipe.device)
     stages.adopt("student", key, student_dir / META, "key")
     if stages.is_done("student", key, student_dir / META):
@@ -201,7 +203,9 @@ def trained_student(
     model, tok = load_student(recipe.student.model, recipe.student.num_layers)
     ckpt = Checkpoint(stages.root / "checkpoint", key)
     result: RationaleFitResult
-    if cfg.mode is Mode.icl:
+    if cfg.mode is Mode.knife:  # teacher (its own stage) first, then the student against it
+        model, result = train_knife(recipe, model, tok, examples, ckpt, stages, progress)
+    elif cfg.mode is Mode.icl:  # an LM teacher's answers (its own stage) first, if any
         from tinystudent.rationale.icl_run import train_icl_student
 
         ev = recipe.evaluate
@@ -219,7 +223,7 @@ def trained_student(
         )
     else:
         model, result = train_student(model, tok, examples, cfg, ckpt, progress, device)
-    train_info = {
+    train_info: dict[str, Any] = {
         "steps": result.steps,
         "examples": result.examples,
         "dropped_too_long": result.dropped_too_long,
@@ -230,6 +234,10 @@ def trained_student(
         "last_loss": result.losses[-1] if result.losses else None,
         **({"icl": result.icl} if hasattr(result, "icl") else {}),
     }
+    parts = getattr(result, "parts", None)  # mode knife: CE, hidden MSE, logit KL (weighted)
+    if parts:
+        train_info["first_parts"] = {k: v[0] for k, v in parts.items() if v}
+        train_info["last_parts"] = {k: v[-1] for k, v in parts.items() if v}
     if result.stopped_by_time:
         raise DataError(
             f"training stopped by train.max_minutes after {result.steps} of {cfg.steps} "
@@ -252,7 +260,14 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
     train_all, test, scorer = load_data(recipe)
     questions = train_all[: cfg.num_examples]
     stages = Stages(out)
-    examples, rationale_meta = icl_examples(recipe, questions, scorer, stages)
+    if cfg.mode is Mode.pinto:
+        from tinystudent.rationale.pinto_run import pinto_data
+
+        examples, test, rationale_meta = pinto_data(
+            recipe, questions, test, scorer, stages, progress
+        )
+    else:
+        examples, rationale_meta = icl_examples(recipe, questions, scorer, stages)
     baseline = baseline_score(recipe, test, scorer, stages, progress)
     model, tok, train_info = trained_student(recipe, examples, stages, progress)
     res: EvalResult = evaluate_student(
@@ -265,6 +280,13 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
         recipe.evaluate.batch_size,
         progress,
     )
+    summary = res.summary()
+    if cfg.mode is Mode.pinto:
+        from tinystudent.rationale.pinto_run import with_rationalizer_cost
+
+        summary = with_rationalizer_cost(summary, rationale_meta["rationalizer"])
+        for pred, ex in zip(res.predictions, test):
+            pred["rationale"] = ex.rationale  # what the student read
     write_text(
         out / "predictions.jsonl",
         "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in res.predictions),
@@ -292,15 +314,19 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
             "lr": cfg.lr,
             "label_weight": cfg.label_weight if cfg.mode is Mode.multitask else None,
             "lora": cfg.lora.model_dump() if cfg.lora else None,
+            **({"pinto": cfg.pinto.model_dump(mode="json")} if cfg.pinto else {}),
             **({"icl": cfg.icl.model_dump(mode="json")} if cfg.icl else {}),
         },
         "train": train_info,
         "stages": stages.ran,
         "untrained": baseline,
-        "student_result": res.summary(),
+        "student_result": summary,
         **({"icl": icl_report} if icl_report else {}),
         "seconds": time.perf_counter() - t0,
     }
+    if cfg.mode is Mode.knife:
+        report["knife"] = knife_report(recipe, examples, test, scorer, stages, progress)
+        report["stages"] = stages.ran
     write_json(out / "report.json", report)
     write_text(out / "report.md", render_report(report))
     return report
@@ -388,6 +414,16 @@ def render_report(report: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {x['accuracy']:.3f} ({x['correct']}/{x['total']}) | "
             f"{x['mean_new_tokens']:.1f} | {x['seconds_per_answer']:.3f} |"
+        )
+    if report["mode"] == Mode.pinto.value:
+        from tinystudent.rationale.pinto_run import render_lines
+
+        lines += render_lines(report)
+    oracle = (report.get("knife") or {}).get("teacher_oracle")
+    if oracle:
+        lines.append(
+            f"| knife teacher (gold rationale in its input: oracle) | {oracle['accuracy']:.3f} "
+            f"({oracle['correct']}/{oracle['total']}) | {oracle['mean_new_tokens']:.1f} | - |"
         )
     stats = report["rationales"].get("stats")
     if stats:

@@ -117,6 +117,20 @@ class RationaleRecipe(_Strict):
             raise ValueError("rationales.source solver needs data.source reasoning_gym")
         return self
 
+    @model_validator(mode="after")
+    def _knife_layers(self) -> RationaleRecipe:
+        k = self.train.knife
+        if (
+            k
+            and k.layers.value == "all"
+            and k.teacher_layers not in (None, self.student.num_layers)
+        ):
+            raise ValueError(
+                "train.knife.layers all matches every layer: teacher_layers must equal "
+                "student.num_layers (or use layers: last)"
+            )
+        return self
+
     def section_hash(self, *sections: str) -> str:
         return recipe_key({s: getattr(self, s) for s in sections})
 

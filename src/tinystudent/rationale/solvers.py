@@ -11,6 +11,7 @@ the final answer (the student adds `#### answer`).
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,10 +59,40 @@ def count_bits(meta: dict[str, Any]) -> str:
     return f"{meta['number']} in binary is {binary}\nones: {' '.join(ones) or '0'}"
 
 
+_BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}
+
+
+def basic_arithmetic(meta: dict[str, Any]) -> str:
+    """One binary operation a line, in the order precedence and brackets impose:
+    `2 - -1 * -2` becomes `-1 * -2 = 2`, then `2 - 2 = 0`. Integer `+ - *` only (the recipe
+    leaves out `/`); a negative literal such as `-7` is a number, not a step."""
+    lines: list[str] = []
+
+    def value(node: ast.expr) -> int:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return int(node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            inner = value(node.operand)
+            if not isinstance(node.operand, ast.Constant):
+                lines.append(f"-({inner}) = {-inner}")
+            return -inner
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            left, right = value(node.left), value(node.right)
+            op = _BINARY[type(node.op)]
+            result = left + right if op == "+" else left - right if op == "-" else left * right
+            lines.append(f"{left} {op} {right} = {result}")
+            return result
+        raise ValueError(f"basic_arithmetic solver handles integer + - * only: {ast.dump(node)}")
+
+    value(ast.parse(str(meta["expression"]), mode="eval").body)
+    return "\n".join(lines)
+
+
 SOLVERS: dict[str, SolverFn] = {
     "chain_sum": chain_sum,
     "letter_counting": letter_counting,
     "count_bits": count_bits,
+    "basic_arithmetic": basic_arithmetic,
 }
 
 

@@ -5,6 +5,8 @@ The hot loop is here in one place. Choices worth knowing:
 - `multitask` runs one forward per task and mixes `w * label + (1 - w) * rationale`
   (`label_weight` = w), so each task's loss is a mean over its own tokens: a long rationale
   cannot drown the few answer tokens just by being long;
+- `pinto` adds `counterfactual_weight * (-entropy)` of the answer given a perturbed rationale
+  (`rationale/pinto.py`), a second forward over the perturbed twins of the batch;
 - batches are drawn from seeded per-epoch permutations, a pure function of (seed, step), so a
   resumed run sees exactly the batches the interrupted one would have;
 - a checkpoint (trainable weights, optimiser, scheduler, step, losses) is written every
@@ -21,20 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    model_serializer,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from tinystudent.checkpoint import Checkpoint
 from tinystudent.errors import AssetMissingError, DataError
 from tinystudent.rationale.data import Example
 from tinystudent.rationale.format import Mode, Task, rows
 from tinystudent.rationale.icl_config import IclConfig
+from tinystudent.rationale.knife_spec import KnifeSpec
+from tinystudent.rationale.pinto import PintoConfig, counterfactual_loss, pinto_rows
 from tinystudent.train.causal_lm import encode_prompt_target, masked_lm_loss, pad_right
 from tinystudent.train.engine import Fit, FitResult, Hooks
 from tinystudent.train.strategy import Strategy
@@ -63,7 +60,7 @@ class RationaleTrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Mode = Field(Mode.multitask, description="answer | cot | multitask | icl")
+    mode: Mode = Field(Mode.multitask, description="answer | cot | multitask | pinto | knife | icl")
     num_examples: int = Field(256, ge=1, description="training questions used (the budget)")
     steps: int = Field(100, ge=0, description="optimiser steps")
     batch_size: int = Field(8, ge=1, description="questions per step")
@@ -83,7 +80,25 @@ class RationaleTrainConfig(BaseModel):
     checkpoint_every: int = Field(25, ge=0, description="steps between checkpoints (0: never)")
     max_minutes: float | None = Field(None, gt=0, description="stop cleanly after this long")
     seed: int = 0
+    pinto: PintoConfig | None = Field(
+        None, description="mode pinto: rationalizer, perturb_rate, counterfactual_weight"
+    )
+    knife: KnifeSpec | None = Field(None, description="mode knife: teacher budget, loss weights")
     icl: IclConfig | None = Field(None, description="mode icl: shots, teacher, LM weight")
+
+    @model_validator(mode="after")
+    def _pinto_options(self) -> RationaleTrainConfig:
+        if self.pinto is not None and self.mode is not Mode.pinto:
+            raise ValueError(f"pinto is for train.mode pinto, not {self.mode.value}")
+        if self.mode is Mode.pinto and self.pinto is None:
+            self.pinto = PintoConfig()
+        return self
+
+    @model_validator(mode="after")
+    def _knife_only_in_knife_mode(self) -> RationaleTrainConfig:
+        if self.knife is not None and self.mode is not Mode.knife:
+            raise ValueError(f"train.knife belongs to mode knife, not mode {self.mode.value}")
+        return self
 
     @model_validator(mode="after")
     def _icl_section(self) -> RationaleTrainConfig:
@@ -94,13 +109,17 @@ class RationaleTrainConfig(BaseModel):
         return self
 
     @model_serializer(mode="wrap")
-    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Without `icl` when it is unset: the other modes' hashes and saved recipes stay
-        what they were before mode icl existed, so their finished runs are still reused."""
-        out = dict(handler(self))
-        if out.get("icl", 0) is None:
-            out.pop("icl")
-        return out
+    def _omit_unused_sections(self, handler: Any) -> dict[str, Any]:
+        """No `pinto` (`knife`) key outside mode pinto (knife): the other modes' recipes dump
+        and hash as they did before the keys existed, so their finished runs are still found."""
+        data = dict(handler(self))
+        if self.pinto is None:
+            data.pop("pinto", None)
+        if self.knife is None:  # likewise for mode knife's section
+            data.pop("knife", None)
+        if self.icl is None:  # and mode icl's
+            data.pop("icl", None)
+        return data
 
 
 @dataclass(frozen=True)
@@ -122,17 +141,27 @@ class RationaleFitResult(FitResult):
 
 
 def encode_examples(
-    tokenizer: Any, examples: Sequence[Example], mode: Mode, max_seq_len: int
+    tokenizer: Any,
+    examples: Sequence[Example],
+    mode: Mode,
+    max_seq_len: int,
+    pinto: PintoConfig | None = None,
+    seed: int = 0,
 ) -> tuple[list[list[Encoded]], int]:
-    """One group of encoded rows per example (two in multitask); an example with any row longer
-    than `max_seq_len` is dropped whole (a cut target would teach the student never to finish)."""
+    """One group of encoded rows per example (two in multitask and pinto); an example with any
+    row longer than `max_seq_len` is dropped whole (a cut target would teach the student never
+    to finish)."""
+    if mode is Mode.pinto:
+        encoded = pinto_rows(tokenizer, examples, pinto or PintoConfig(), seed)
+    else:
+        encoded = [
+            [(*encode_prompt_target(tokenizer, r.prompt, r.target), r.task) for r in rows(ex, mode)]
+            for ex in examples
+        ]
     groups: list[list[Encoded]] = []
     too_long = 0
-    for ex in examples:
-        group = []
-        for row in rows(ex, mode):
-            ids, labels = encode_prompt_target(tokenizer, row.prompt, row.target)
-            group.append(Encoded(ids, labels, row.task))
+    for rows_ in encoded:
+        group = [Encoded(ids, labels, task) for ids, labels, task in rows_]
         if max(len(g.ids) for g in group) > max_seq_len:
             too_long += 1
             continue
@@ -159,11 +188,22 @@ def task_losses(model: Any, batch: Sequence[Sequence[Encoded]], pad_id: int) -> 
 
 
 def _losses(model: Any, tensors: dict[Task, Any]) -> dict[Task, Any]:
-    return {task: masked_lm_loss(model, *t) for task, t in tensors.items()}
+    return {
+        task: (counterfactual_loss if task is Task.counterfactual else masked_lm_loss)(model, *t)
+        for task, t in tensors.items()
+    }
 
 
-def mix_losses(losses: dict[Task, Any], mode: Mode, label_weight: float) -> Any:
-    """The training objective: the label loss, or in multitask `w·label + (1−w)·rationale`."""
+def mix_losses(
+    losses: dict[Task, Any], mode: Mode, label_weight: float, counterfactual_weight: float = 0.0
+) -> Any:
+    """The training objective: the label loss, in multitask `w·label + (1−w)·rationale`, in
+    pinto `label + counterfactual_weight·(−entropy)` (a batch may lack counterfactual rows:
+    those of empty rationales are not made)."""
+    if mode is Mode.pinto:
+        if counterfactual_weight == 0.0 or Task.counterfactual not in losses:
+            return losses[Task.label]
+        return losses[Task.label] + counterfactual_weight * losses[Task.counterfactual]
     if mode is not Mode.multitask:
         return losses[Task.label]
     w = label_weight
@@ -212,7 +252,9 @@ def _training_rows(
     """The encoded example groups, how many were too long, and the padding id."""
     # The caller has already cut the data to the budget (`num_examples` questions); with
     # sampled rationales a question may bring several examples, all of them are used.
-    groups, too_long = encode_examples(tokenizer, examples, cfg.mode, cfg.max_seq_len)
+    groups, too_long = encode_examples(
+        tokenizer, examples, cfg.mode, cfg.max_seq_len, cfg.pinto, cfg.seed
+    )
     if not groups:
         raise DataError(
             f"no training example fits train.max_seq_len={cfg.max_seq_len} in mode "
@@ -278,7 +320,8 @@ def train_student(
 
     def step(tensors: dict[Task, Any]) -> dict[str, Any]:
         parts = _losses(model, tensors)
-        loss = mix_losses(parts, cfg.mode, cfg.label_weight)
+        cf_weight = cfg.pinto.counterfactual_weight if cfg.pinto else 0.0
+        loss = mix_losses(parts, cfg.mode, cfg.label_weight, cf_weight)
         result.losses.append(float(loss.detach()))
         for task, value in parts.items():
             result.task_losses[task.value].append(float(value.detach()))

@@ -48,10 +48,11 @@ def pad_right(
     return input_ids, mask, lab
 
 
-def masked_lm_loss(
+def target_logits(
     model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
-) -> torch.Tensor:
-    """Mean next-token cross-entropy over the target tokens (labels != IGNORE) only.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits of the positions that predict a target, and what they predict (IGNORE where
+    nothing is to be learned): `(logits [B, T, V], targets [B, T])`.
 
     Logits are computed only from the first position that predicts a target onwards
     (`logits_to_keep`): the LM head of a small LM with a 49k vocabulary is a fifth of its
@@ -74,8 +75,14 @@ def masked_lm_loss(
         ).logits
     except TypeError:  # an architecture without logits_to_keep: compute them all
         logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-    logits = logits[:, -keep:, :][:, :-1, :]  # positions first .. width-2
-    targets = labels[:, first + 1 :]
+    return logits[:, -keep:, :][:, :-1, :], labels[:, first + 1 :]  # positions first .. width-2
+
+
+def masked_lm_loss(
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """Mean next-token cross-entropy over the target tokens (labels != IGNORE) only."""
+    logits, targets = target_logits(model, input_ids, attention_mask, labels)
     return torch.nn.functional.cross_entropy(
         logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=IGNORE
     )
