@@ -37,8 +37,11 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -84,6 +87,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="mode pinto: override train.pinto.rationalizer.model (a local folder)",
     )
     ap.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="MODE:KEY=VALUE",
+        help="a recipe value for one mode's runs, e.g. "
+        "pinto:train.pinto.rationalizer.source=configured (VALUE read as YAML; repeatable); "
+        "the JSON records them",
+    )
+    ap.add_argument(
         "--finished-only",
         action="store_true",
         help="assemble the table from finished runs only (train nothing); the JSON lists the "
@@ -118,6 +131,7 @@ def mode_recipe(
     student: str | None = None,
     steps: int | None = None,
     rationalizer: str | None = None,
+    sets: Sequence[str] = (),
 ) -> RationaleRecipe:
     """The task's recipe in `mode` with `seed` (data draw and training) and, if given, `steps`
     training steps; the untrained student is scored once per seed, in the answer run."""
@@ -148,11 +162,32 @@ def mode_recipe(
         doc["student"]["model"] = student
     if rationalizer and mode == "pinto":
         doc = _merge(doc, {"train": {"pinto": {"rationalizer": {"model": rationalizer}}}})
+    for dotted, value in mode_sets(sets, mode):
+        *parents, leaf = dotted.split(".")
+        node = doc
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {mode}:{dotted}: {part} is not a section")
+        node[leaf] = value
     if steps is not None:
         if steps < 1:
             raise ValueError(f"--steps must be a positive number of steps, got {steps}")
         doc["train"]["steps"] = steps
     return parse_rationale_recipe(doc, f"{base.name} ({mode}, seed {seed})")
+
+
+def mode_sets(sets: Sequence[str], mode: str) -> list[tuple[str, Any]]:
+    """The `--set MODE:KEY=VALUE` overrides that apply to `mode`'s runs, values read as YAML."""
+    out = []
+    for item in sets:
+        target, sep, assignment = item.partition(":")
+        key, eq, raw = assignment.partition("=")
+        if not sep or not eq or not key or target not in MODES:
+            raise ValueError(f"--set {item!r}: expected MODE:KEY=VALUE with MODE one of {MODES}")
+        if target == mode:
+            out.append((key, yaml.safe_load(raw)))
+    return out
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
@@ -249,7 +284,14 @@ def run_task(task: str, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
     for seed in args.seeds:
         for mode in args.modes:
             recipe = mode_recipe(
-                base, mode, seed, args.quick, args.student, args.steps, args.rationalizer
+                base,
+                mode,
+                seed,
+                args.quick,
+                args.student,
+                args.steps,
+                args.rationalizer,
+                args.sets,
             )
             t0 = time.perf_counter()
             run_dir = here / f"s{seed}" / mode
@@ -322,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": args.seeds,
         "threads": args.threads,
         "steps_override": args.steps,
+        "overrides": list(args.sets),
         "tasks": tasks,
         "seconds": round(time.perf_counter() - t_start, 1),
         "quick": args.quick,

@@ -144,3 +144,17 @@ def test_icl_mode_has_zero_and_k_shot_rows_and_renders_them(tmp_path: Path):
     assert "| chain_sum | (d) in-context distillation, 0-shot prompts | 2 |" in block
     assert "| chain_sum | (d) in-context distillation, 4-shot prompts | 2 |" in block
     assert "| chain_sum | untrained, 4-shot prompts | 0 |" in block
+
+
+def test_set_overrides_reach_only_their_mode():
+    """`--set pinto:KEY=VALUE` changes the pinto runs' recipe (value read as YAML) and no other
+    mode's; a malformed override is one clear error."""
+    base = bench.load_rationale_recipe(bench.ROOT / "recipes" / "rationale_chain_sum.yaml")
+    sets = ["pinto:train.pinto.rationalizer.source=configured", "cot:train.lr=0.001"]
+    pinto = bench.mode_recipe(base, "pinto", 0, quick=False, sets=sets)
+    assert pinto.train.pinto is not None
+    assert pinto.train.pinto.rationalizer.source.value == "configured"
+    assert pinto.train.lr == base.train.lr
+    assert bench.mode_recipe(base, "cot", 0, quick=False, sets=sets).train.lr == 0.001
+    with pytest.raises(ValueError, match="MODE:KEY=VALUE"):
+        bench.mode_sets(["train.lr=0.1"], "cot")
