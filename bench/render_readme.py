@@ -286,7 +286,7 @@ RATIONALE_NAMES = {
     "answer": "(a) answer only",
     "cot": "(b) rationale then answer (Fine-tune-CoT)",
     "multitask": "(c) multitask (distilling step-by-step)",
-    "pinto": "(d) PINTO (frozen prompted rationalizer; its cost included)",
+    "pinto": "(e) PINTO (frozen prompted rationalizer; its cost included)",
     "knife": "(d) KNIFE (matches a rationale-reading teacher's states)",
 }
 
@@ -298,7 +298,7 @@ def _rationale_name(key: str) -> str:
         return RATIONALE_NAMES.get(key, key)
     if m.group(1) == "untrained":
         return f"untrained, {m.group(2)}-shot prompts"
-    return f"(d) in-context distillation, {m.group(2)}-shot prompts"
+    return f"(f) in-context distillation, {m.group(2)}-shot prompts"
 
 
 def rationale_block(path: Path, more: Sequence[Path] = ()) -> str:

@@ -84,7 +84,7 @@ def test_bench_runs_every_mode_and_seed_and_renders(tmp_path: Path):
     block = render_readme.rationale_block(out)
     assert "| chain_sum | (b) rationale then answer (Fine-tune-CoT) | 2 |" in block
     assert (
-        "| chain_sum | (d) PINTO (frozen prompted rationalizer; its cost included) | 2 |" in block
+        "| chain_sum | (e) PINTO (frozen prompted rationalizer; its cost included) | 2 |" in block
     )
     assert f"{res['answer']['accuracy']['mean']:.3f} ± " in block
 
@@ -141,8 +141,8 @@ def test_icl_mode_has_zero_and_k_shot_rows_and_renders_them(tmp_path: Path):
     assert res["icl_4shot"]["train_steps"] == 2 and "train_steps" not in res["untrained_4shot"]
     assert res["icl_0shot"]["total"] == res["icl_4shot"]["total"] == 8
     block = render_readme.rationale_block(out)
-    assert "| chain_sum | (d) in-context distillation, 0-shot prompts | 2 |" in block
-    assert "| chain_sum | (d) in-context distillation, 4-shot prompts | 2 |" in block
+    assert "| chain_sum | (f) in-context distillation, 0-shot prompts | 2 |" in block
+    assert "| chain_sum | (f) in-context distillation, 4-shot prompts | 2 |" in block
     assert "| chain_sum | untrained, 4-shot prompts | 0 |" in block
 
 
