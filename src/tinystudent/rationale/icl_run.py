@@ -33,13 +33,12 @@ from tinystudent.rationale.icl_config import IclConfig
 from tinystudent.rationale.train import (
     RationaleFitResult,
     RationaleTrainConfig,
-    apply_lora,
     batch_indices,
     merge_lora,
+    rationale_fit,
 )
 from tinystudent.stages import Stages
-from tinystudent.train.engine import Fit, Hooks
-from tinystudent.train.strategy import Strategy
+from tinystudent.train.engine import Hooks
 
 log = logging.getLogger(__name__)
 
@@ -122,26 +121,8 @@ def train_icl(
     if pad is None:
         raise DataError("the student's tokenizer has neither a pad nor an EOS token")
     torch.manual_seed(cfg.seed)
-    if cfg.freeze_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
-    if cfg.lora is not None:
-        model = apply_lora(model, cfg.lora)
-    params = [p for p in model.parameters() if p.requires_grad]
-    fit = Fit(
-        model,
-        torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay),
-        params,
-        total_steps=cfg.steps,
-        schedule="warmup_linear",
-        warmup=cfg.warmup_steps,
-        checkpoint=checkpoint,
-        checkpoint_epochs=False,
-        checkpoint_every=cfg.checkpoint_every,
-        trainable_only=True,
-        deadline=t0 + cfg.max_minutes * 60 if cfg.max_minutes else None,
-        desc="train icl",
-        progress=progress,
-        strategy=Strategy(device),
+    model, fit = rationale_fit(
+        model, cfg, cfg.steps, cfg.lr, checkpoint, progress, device, "train icl"
     )
     losses: list[float] = []
     parts: dict[str, list[float]] = {"ict": [], "lm": []}

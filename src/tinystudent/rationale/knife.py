@@ -33,13 +33,12 @@ from tinystudent.rationale.knife_spec import KnifeLayers, KnifeSpec
 from tinystudent.rationale.train import (
     RationaleFitResult,
     RationaleTrainConfig,
-    apply_lora,
     batch_indices,
     merge_lora,
+    rationale_fit,
 )
 from tinystudent.train.causal_lm import IGNORE, encode_prompt_target, pad_right
 from tinystudent.train.engine import Fit, Hooks
-from tinystudent.train.strategy import Strategy
 
 log = logging.getLogger(__name__)
 TAIL = "\nAnswer:"
@@ -239,40 +238,6 @@ def _rows(
     return rows, too_long
 
 
-def _fit(
-    model: Any,
-    cfg: RationaleTrainConfig,
-    steps: int,
-    lr: float,
-    checkpoint: Checkpoint | None,
-    progress: bool,
-    device: str | torch.device,
-    desc: str,
-) -> tuple[Any, Fit]:
-    if cfg.freeze_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
-    if cfg.lora is not None:
-        model = apply_lora(model, cfg.lora)
-    params = [p for p in model.parameters() if p.requires_grad]
-    fit = Fit(
-        model,
-        torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay),
-        params,
-        total_steps=steps,
-        schedule="warmup_linear",
-        warmup=cfg.warmup_steps,
-        checkpoint=checkpoint,
-        checkpoint_epochs=False,
-        checkpoint_every=cfg.checkpoint_every,
-        trainable_only=True,
-        deadline=time.perf_counter() + cfg.max_minutes * 60 if cfg.max_minutes else None,
-        desc=desc,
-        progress=progress,
-        strategy=Strategy(device),
-    )
-    return model, fit
-
-
 def _train(
     model: Any,
     fit: Fit,
@@ -338,7 +303,7 @@ def train_teacher(
     rows, too_long = _rows(tokenizer, examples, cfg.max_seq_len)
     pad = _pad_id(tokenizer)
     torch.manual_seed(cfg.seed)
-    model, fit = _fit(model, cfg, steps, lr, checkpoint, progress, device, "knife teacher")
+    model, fit = rationale_fit(model, cfg, steps, lr, checkpoint, progress, device, "knife teacher")
     done = _train(
         model,
         fit,
@@ -370,7 +335,9 @@ def train_knife_student(
     pad = _pad_id(tokenizer)
     teacher = teacher.to(device).eval().requires_grad_(False)
     torch.manual_seed(cfg.seed)
-    model, fit = _fit(model, cfg, cfg.steps, cfg.lr, checkpoint, progress, device, "train knife")
+    model, fit = rationale_fit(
+        model, cfg, cfg.steps, cfg.lr, checkpoint, progress, device, "train knife"
+    )
 
     def losses(b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         parts = knife_losses(model, teacher, b, spec)

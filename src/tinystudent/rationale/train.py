@@ -273,6 +273,44 @@ def _training_rows(
     return groups, too_long, int(pad)
 
 
+def rationale_fit(
+    model: Any,
+    cfg: RationaleTrainConfig,
+    steps: int,
+    lr: float,
+    checkpoint: Checkpoint | None,
+    progress: bool,
+    device: str | torch.device,
+    desc: str,
+) -> tuple[Any, Fit]:
+    """The engine every rationale trainer runs on (answer/cot/multitask/pinto, knife's teacher
+    and student, icl): frozen embeddings, LoRA, AdamW with warmup-linear decay, step
+    checkpoints of the trainable weights and the `max_minutes` deadline, as the recipe says.
+    Returns the model to train (wrapped in adapters under LoRA) and its `Fit`."""
+    if cfg.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    if cfg.lora is not None:
+        model = apply_lora(model, cfg.lora)
+    params = [p for p in model.parameters() if p.requires_grad]
+    fit = Fit(
+        model,
+        torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay),
+        params,
+        total_steps=steps,
+        schedule="warmup_linear",
+        warmup=cfg.warmup_steps,
+        checkpoint=checkpoint,
+        checkpoint_epochs=False,
+        checkpoint_every=cfg.checkpoint_every,
+        trainable_only=True,
+        deadline=time.perf_counter() + cfg.max_minutes * 60 if cfg.max_minutes else None,
+        desc=desc,
+        progress=progress,
+        strategy=Strategy(device),
+    )
+    return model, fit
+
+
 def train_student(
     model: Any,
     tokenizer: Any,
@@ -289,26 +327,8 @@ def train_student(
     t0 = time.perf_counter()
     groups, too_long, pad = _training_rows(tokenizer, examples, cfg)
     torch.manual_seed(cfg.seed)
-    if cfg.freeze_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
-    if cfg.lora is not None:
-        model = apply_lora(model, cfg.lora)
-    params = [p for p in model.parameters() if p.requires_grad]
-    fit = Fit(
-        model,
-        torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay),
-        params,
-        total_steps=cfg.steps,
-        schedule="warmup_linear",
-        warmup=cfg.warmup_steps,
-        checkpoint=checkpoint,
-        checkpoint_epochs=False,
-        checkpoint_every=cfg.checkpoint_every,
-        trainable_only=True,
-        deadline=t0 + cfg.max_minutes * 60 if cfg.max_minutes else None,
-        desc=f"train {cfg.mode.value}",
-        progress=progress,
-        strategy=Strategy(device),
+    model, fit = rationale_fit(
+        model, cfg, cfg.steps, cfg.lr, checkpoint, progress, device, f"train {cfg.mode.value}"
     )
     result = RationaleFitResult(
         examples=len(groups), dropped_too_long=too_long, task_losses={t.value: [] for t in Task}
