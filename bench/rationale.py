@@ -59,7 +59,7 @@ from tinystudent.rationale.recipe import (  # noqa: E402
 from tinystudent.rationale.student import META  # noqa: E402
 
 MODES = ["answer", "cot", "multitask", "pinto", "knife", "icl"]
-TASKS = ["chain_sum", "letter_counting", "basic_arithmetic"]
+TASKS = ["chain_sum", "letter_counting", "basic_arithmetic", "decimal_chain_sum"]
 #: icl's length cap: k demonstrations come before the question (a 3-term chain_sum
 #: demonstration is ~28 SmolLM2 tokens, 4 of them and the question ~140), so the recipe's cap,
 #: sized for one question and its target, would drop every 4-shot prompt.

@@ -52,6 +52,17 @@ def test_bad_task_or_option_is_one_clear_line():
     ("task", "options"),
     [
         ("chain_sum", {"min_terms": 3, "max_terms": 6, "min_digits": 1, "max_digits": 2}),
+        (
+            "decimal_chain_sum",
+            {
+                "min_terms": 3,
+                "max_terms": 5,
+                "min_digits": 1,
+                "max_digits": 2,
+                "min_decimal_places": 1,
+                "max_decimal_places": 2,
+            },
+        ),
         ("letter_counting", {"min_words": 3, "max_words": 6}),
         ("count_bits", {"max_n": 5000}),
         (
@@ -80,7 +91,7 @@ def test_solver_rationales_reach_the_right_answer(task: str, options: dict):
         steps, answer = text.rsplit(ANSWER_MARKER, 1)
         assert answer.strip() == ex.answer
         last = steps.strip().splitlines()[-1]
-        if task in ("chain_sum", "basic_arithmetic"):
+        if task in ("chain_sum", "decimal_chain_sum", "basic_arithmetic"):
             assert last.endswith(f"= {ex.answer}")
         elif task == "letter_counting":
             assert last.endswith(f"total {ex.answer}")
@@ -91,7 +102,7 @@ def test_solver_rationales_reach_the_right_answer(task: str, options: dict):
 def test_solver_for_an_unknown_task_says_what_exists():
     with pytest.raises(DataError, match="no programmatic solver for task 'gcd'"):
         SolverRationales("gcd")
-    assert {"chain_sum", "letter_counting", "count_bits"} <= set(SOLVERS)
+    assert {"chain_sum", "decimal_chain_sum", "letter_counting", "count_bits"} <= set(SOLVERS)
 
 
 def test_recipe_checks_task_and_solver():
@@ -167,3 +178,19 @@ def test_basic_arithmetic_solver_follows_precedence_and_brackets():
     )
     with pytest.raises(ValueError, match=r"\+ - \* only"):
         basic_arithmetic({"expression": "8 / 2"})
+
+
+def test_decimal_chain_sum_solver_is_exact_and_keeps_decimal_places():
+    from tinystudent.rationale.solvers import decimal_chain_sum
+
+    # 0.1 + 0.2 in floats is 0.30000000000000004; the steps must not show that.
+    assert (
+        decimal_chain_sum({"expression": "0.1 + 0.2 - 0.3"}) == "0.1 + 0.2 = 0.3\n0.3 - 0.3 = 0.0"
+    )
+    assert (
+        decimal_chain_sum({"expression": "8.2 + 0.6 - 7.8"}) == "8.2 + 0.6 = 8.8\n8.8 - 7.8 = 1.0"
+    )
+    with pytest.raises(ValueError, match="only \\+ and -"):
+        decimal_chain_sum({"expression": "1.5 * 2.0"})
+    with pytest.raises(ValueError, match="not a chain of decimals"):
+        decimal_chain_sum({"expression": "1.5 + x"})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tinystudent.errors import DataError
@@ -36,6 +37,28 @@ def chain_sum(meta: dict[str, Any]) -> str:
             raise ValueError(f"chain_sum has only + and -, got {op!r}")
         lines.append(f"{total} {op} {value} = {new}")
         total = new
+    return "\n".join(lines)
+
+
+def decimal_chain_sum(meta: dict[str, Any]) -> str:
+    """Running partial sums of decimals, left to right: `4.4 + 1.2 = 5.6`, `5.6 - 7.8 = -2.2`.
+    Exact decimal arithmetic, so each step keeps its operands' decimal places (`8.8 - 7.8 = 1.0`)
+    as reasoning-gym's own answers do, and no float error can reach a step."""
+    tokens = str(meta["expression"]).split()
+    if len(tokens) < 3 or len(tokens) % 2 == 0:
+        raise ValueError(f"not a chain of sums: {meta['expression']!r}")
+    try:
+        total = Decimal(tokens[0])
+        lines = []
+        for op, term in zip(tokens[1::2], tokens[2::2]):
+            if op not in ("+", "-"):
+                raise ValueError(f"decimal_chain_sum has only + and -, got {op!r}")
+            value = Decimal(term)
+            new = total + value if op == "+" else total - value
+            lines.append(f"{total} {op} {value} = {new}")
+            total = new
+    except InvalidOperation as exc:
+        raise ValueError(f"not a chain of decimals: {meta['expression']!r}") from exc
     return "\n".join(lines)
 
 
@@ -90,6 +113,7 @@ def basic_arithmetic(meta: dict[str, Any]) -> str:
 
 SOLVERS: dict[str, SolverFn] = {
     "chain_sum": chain_sum,
+    "decimal_chain_sum": decimal_chain_sum,
     "letter_counting": letter_counting,
     "count_bits": count_bits,
     "basic_arithmetic": basic_arithmetic,
