@@ -34,8 +34,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -111,6 +114,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--progress", action="store_true", help="a training progress bar per run")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="train up to N seeds at once, each in its own process with --threads threads "
+        "(2 on a 2-core machine halves the wall time); the JSON is then assembled from the "
+        "finished runs",
+    )
+    ap.add_argument(
+        "--table",
+        default=None,
+        metavar="SPEC",
+        help="run every entry of a table spec (bench/specs/rationale_table.yaml: the README "
+        "table's runs, each with its --out) one after another; --finished-only, --jobs, "
+        "--threads and --runs apply to each entry, --out names the folder of the JSONs",
+    )
     ap.add_argument("--runs", default=None, help="run directories (default runs/bench-rationale)")
     ap.add_argument("--out", default=None, help="result JSON (default bench/results/...)")
     return ap.parse_args(argv)
@@ -348,15 +367,71 @@ def _example(seed_dir: Path) -> dict[str, str]:
     return out
 
 
+def table_entries(spec: Path) -> list[tuple[str, list[str]]]:
+    """A table spec's runs, in order: (result file name, that run's arguments)."""
+    doc = yaml.safe_load(spec.read_text(encoding="utf-8")) or {}
+    entries = []
+    for i, e in enumerate(doc.get("runs") or []):
+        if not isinstance(e, dict) or not e.get("out") or not isinstance(e.get("args"), str):
+            raise SystemExit(f"{spec}: runs[{i}] needs `out` (a file name) and `args` (a string)")
+        entries.append((str(e["out"]), shlex.split(e["args"])))
+    if not entries:
+        raise SystemExit(f"{spec}: no runs")
+    return entries
+
+
+def run_table(args: argparse.Namespace) -> int:
+    """Each entry of the spec as its own bench run, writing bench/results/<out>."""
+    shared = ["--threads", str(args.threads), "--jobs", str(args.jobs)]
+    shared += ["--runs", args.runs] if args.runs else []
+    shared += ["--finished-only"] if args.finished_only else []
+    folder = Path(args.out) if args.out else RESULTS
+    for out, entry_args in table_entries(Path(args.table)):
+        print(f"== {out}: {' '.join(entry_args)}", flush=True)
+        main([*entry_args, *shared, "--out", str(folder / out)])
+    return 0
+
+
+def run_seeds_in_parallel(argv: list[str], args: argparse.Namespace) -> None:
+    """Train each seed in a child process (at most --jobs at once); the caller then assembles
+    the finished runs. A child gets this command's arguments with its own --seeds, --jobs 1
+    and a scratch --out appended (argparse keeps an option's last value)."""
+    pending = list(args.seeds)
+    running: list[tuple[int, subprocess.Popen[bytes]]] = []
+    scratch = Path(tempfile.mkdtemp(prefix="rationale-seeds-"))
+    failed = []
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            seed = pending.pop(0)
+            child = [sys.executable, str(Path(__file__).resolve()), *argv, "--seeds", str(seed)]
+            child += ["--jobs", "1", "--out", str(scratch / f"s{seed}.json")]
+            print(f"seed {seed}: training in process {len(running) + 1}", flush=True)
+            running.append((seed, subprocess.Popen(child)))
+        time.sleep(1)
+        for seed, proc in list(running):
+            if proc.poll() is not None:
+                running.remove((seed, proc))
+                if proc.returncode != 0:
+                    failed.append(seed)
+    if failed:
+        raise SystemExit(f"seeds {failed} failed (their runs resume when rerun)")
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    args = parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(raw)
+    if args.table:
+        return run_table(args)
     torch.set_num_threads(args.threads)
     name = "rationale-quick" if args.quick else "rationale"
     out = Path(args.out) if args.out else RESULTS / f"{name}.json"
     runs = Path(args.runs) if args.runs else ROOT / "runs" / f"bench-{name}"
     t_start = time.perf_counter()
+    if args.jobs > 1 and len(args.seeds) > 1 and not args.finished_only:
+        run_seeds_in_parallel(raw, args)
+        args.finished_only = True
     tasks = {task: run_task(task, args, runs) for task in args.tasks}
     doc = {
         "what": "rationale distillation into a truncated SmolLM2 on reasoning-gym tasks",
@@ -370,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "environment": environment(),
     }
+    # What reproduces this file, also when --table or a parent process ran it.
+    command = shlex.join(["python", "bench/rationale.py", *raw]).replace(f"{ROOT}/", "")
+    doc["environment"]["command"] = command
     write_json(out, doc)
     print(f"wrote {out} ({doc['seconds'] / 60:.1f} min this run)")
     return 0

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -301,6 +303,14 @@ def _rationale_name(key: str) -> str:
     return f"(f) in-context distillation, {m.group(2)}-shot prompts"
 
 
+def rationale_files(spec: Path) -> list[Path]:
+    """The rationale table's result files in the spec's order (`bench/rationale.py --table`
+    runs the same list), those that exist."""
+    runs = (yaml.safe_load(spec.read_text(encoding="utf-8")) or {}).get("runs") or []
+    files = [spec.parents[1] / "results" / str(r["out"]) for r in runs]
+    return [p for p in files if p.is_file()]
+
+
 def rationale_block(path: Path, more: Sequence[Path] = ()) -> str:
     """The rationale table from `path` and, after it, the rows of `more` (runs of
     `bench/rationale.py --steps N`, e.g. `rationale_<N>steps.json`); every row names its own
@@ -461,10 +471,9 @@ def main() -> int:
     embeddings = ROOT / "bench" / "results" / "embeddings.json"
     if embeddings.exists():
         text = replace_block(text, "embeddings", embeddings_block(embeddings))
-    rationale = ROOT / "bench" / "results" / "rationale.json"
-    if rationale.exists():
-        more = sorted(rationale.parent.glob("rationale_*steps.json"))
-        text = replace_block(text, "rationale", rationale_block(rationale, more))
+    rationale = rationale_files(ROOT / "bench" / "specs" / "rationale_table.yaml")
+    if rationale:
+        text = replace_block(text, "rationale", rationale_block(rationale[0], rationale[1:]))
     teachers = ROOT / "bench" / "results" / "teachers.json"
     if teachers.exists():
         text = replace_block(text, "teachers", teachers_block(teachers))

@@ -158,3 +158,42 @@ def test_set_overrides_reach_only_their_mode():
     assert bench.mode_recipe(base, "cot", 0, quick=False, sets=sets).train.lr == 0.001
     with pytest.raises(ValueError, match="MODE:KEY=VALUE"):
         bench.mode_sets(["train.lr=0.1"], "cot")
+
+
+def test_table_spec_runs_each_entry_with_seeds_in_parallel(tmp_path: Path):
+    """--table runs every entry of a spec into its own JSON; --jobs 2 trains the two seeds in
+    two processes, and the JSON assembled from them records the entry's own command."""
+    lm = make_tiny_lm(tmp_path / "lm")
+    spec = tmp_path / "table.yaml"
+    common = f"--quick --tasks chain_sum --student {lm}"
+    spec.write_text(
+        "runs:\n"
+        f"  - {{out: a.json, args: '{common} --seeds 0 1 --modes answer'}}\n"
+        f"  - {{out: b.json, args: '{common} --seeds 0 --modes cot --steps 3'}}\n"
+    )
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    argv = ["--table", str(spec), "--jobs", "2", "--runs", str(runs), "--out", str(results)]
+    assert bench.main(argv) == 0
+    a = json.loads((results / "a.json").read_text())
+    assert a["tasks"]["chain_sum"]["results"]["answer"]["seeds"] == [0, 1]
+    assert (runs / "chain_sum" / "s1" / "answer" / "report.json").is_file()
+    assert a["environment"]["command"].startswith("python bench/rationale.py --quick")
+    assert "--seeds 0 1 --modes answer" in a["environment"]["command"]
+    b = json.loads((results / "b.json").read_text())
+    assert b["tasks"]["chain_sum"]["results"]["cot"]["train_steps"] == 3
+    # the table assembled again from finished runs only gives the same figures
+    assert bench.main([*argv, "--finished-only"]) == 0
+    again = json.loads((results / "a.json").read_text())
+    assert again["tasks"] == a["tasks"]
+
+
+def test_table_spec_needs_out_and_args(tmp_path: Path):
+    spec = tmp_path / "t.yaml"
+    spec.write_text("runs:\n  - {out: a.json}\n")
+    with pytest.raises(SystemExit, match=r"runs\[0\] needs `out`"):
+        bench.table_entries(spec)
+    assert [o for o, _ in bench.table_entries(ROOT / "bench/specs/rationale_table.yaml")][0] == (
+        "rationale.json"
+    )
+    files = render_readme.rationale_files(ROOT / "bench/specs/rationale_table.yaml")
+    assert files and files[0].name == "rationale.json"
