@@ -33,12 +33,11 @@ from tinystudent.rationale.icl_config import IclConfig
 from tinystudent.rationale.train import (
     RationaleFitResult,
     RationaleTrainConfig,
-    batch_indices,
-    merge_lora,
+    fit_rows,
+    pad_id,
     rationale_fit,
 )
 from tinystudent.stages import Stages
-from tinystudent.train.engine import Hooks
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +55,9 @@ class IclFitResult(RationaleFitResult):
     long for max_seq_len, empty teacher answers, and the teacher's own record."""
 
     icl: dict[str, Any] = field(default_factory=dict)
+
+    def train_info(self) -> dict[str, Any]:
+        return {**super().train_info(), "icl": self.icl}
 
 
 def encode_rows(
@@ -117,46 +119,22 @@ def train_icl(
     assert cfg.icl is not None  # set by RationaleTrainConfig for mode icl
     icl = cfg.icl
     t0 = time.perf_counter()
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if pad is None:
-        raise DataError("the student's tokenizer has neither a pad nor an EOS token")
-    torch.manual_seed(cfg.seed)
-    model, fit = rationale_fit(
-        model, cfg, cfg.steps, cfg.lr, checkpoint, progress, device, "train icl"
-    )
-    losses: list[float] = []
-    parts: dict[str, list[float]] = {"ict": [], "lm": []}
+    pad = pad_id(tokenizer)
+    model, fit = rationale_fit(model, cfg, checkpoint, progress, device, "train icl")
 
-    def prepare(s: int) -> dict[str, torch.Tensor]:
-        idx = batch_indices(len(rows), cfg.batch_size, s, cfg.seed)
-        tensors = icl_tensors([rows[i] for i in idx], int(pad))
+    def tensors(batch: list[IclEncoded]) -> dict[str, torch.Tensor]:
+        out = icl_tensors(batch, pad)
         if icl.lm_weight == 0:
-            tensors.pop("lm_labels", None)
-        return tensors
+            out.pop("lm_labels", None)
+        return out
 
-    def step(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
-        got = icl_losses(model, tensors, icl.temperature)
+    def objective(t: dict[str, torch.Tensor]) -> tuple[dict[str, Any], dict[str, Any]]:
+        got = icl_losses(model, t, icl.temperature)
         loss = got["ict"] + icl.lm_weight * got["lm"] if "lm" in got else got["ict"]
-        losses.append(float(loss.detach()))
-        for name, value in got.items():
-            parts[name].append(float(value.detach()))
-        return {"loss": loss}
+        return {"loss": loss}, got
 
-    def load(state: dict[str, Any]) -> None:
-        losses[:] = state["losses"]
-        parts.update({k: list(v) for k, v in state["task_losses"].items()})
-
-    hooks = Hooks(
-        lambda epoch: range(cfg.steps),
-        step,
-        size=lambda s: 1,
-        save=lambda: {"losses": losses, "task_losses": parts},
-        load=load,
-        prepare=prepare,
-    )
-    done = fit.run(hooks).extend(IclFitResult, losses=losses, task_losses=parts, examples=len(rows))
-    done.seconds = time.perf_counter() - t0
-    return (merge_lora(model) if cfg.lora is not None else model), done
+    result = IclFitResult(examples=len(rows), task_losses={"ict": [], "lm": []})
+    return fit_rows(model, fit, cfg, rows, tensors, objective, result, t0)
 
 
 def train_icl_student(

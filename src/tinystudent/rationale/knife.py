@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -33,12 +34,11 @@ from tinystudent.rationale.knife_spec import KnifeLayers, KnifeSpec
 from tinystudent.rationale.train import (
     RationaleFitResult,
     RationaleTrainConfig,
-    batch_indices,
-    merge_lora,
+    fit_rows,
+    pad_id,
     rationale_fit,
 )
 from tinystudent.train.causal_lm import IGNORE, encode_prompt_target, pad_right
-from tinystudent.train.engine import Fit, Hooks
 
 log = logging.getLogger(__name__)
 TAIL = "\nAnswer:"
@@ -212,21 +212,22 @@ def knife_losses(
 
 @dataclass
 class KnifeFitResult(RationaleFitResult):
-    """The rationale result plus each loss part per step (unweighted)."""
+    """The rationale result plus each loss part per step, as summed (the student's weighted)."""
 
     parts: dict[str, list[float]] = field(default_factory=dict)
 
-
-def _pad_id(tokenizer: Any) -> int:
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if pad is None:
-        raise DataError("the student's tokenizer has neither a pad nor an EOS token")
-    return int(pad)
+    def train_info(self) -> dict[str, Any]:
+        return {
+            **super().train_info(),
+            "first_parts": {k: v[0] for k, v in self.parts.items() if v},
+            "last_parts": {k: v[-1] for k, v in self.parts.items() if v},
+        }
 
 
 def _rows(
     tokenizer: Any, examples: Sequence[Example], max_seq_len: int
-) -> tuple[list[KnifeRow], int]:
+) -> tuple[list[KnifeRow], KnifeFitResult, int]:
+    """The training rows, the result they start, and the padding id."""
     rows, too_long = encode_knife(tokenizer, examples, max_seq_len)
     if not rows:
         raise DataError(
@@ -235,56 +236,7 @@ def _rows(
         )
     if too_long:
         log.warning("knife: %d of %d examples too long, dropped", too_long, len(examples))
-    return rows, too_long
-
-
-def _train(
-    model: Any,
-    fit: Fit,
-    rows: list[KnifeRow],
-    too_long: int,
-    cfg: RationaleTrainConfig,
-    steps: int,
-    batch: Any,
-    losses: Any,
-) -> KnifeFitResult:
-    """The loop both KNIFE trainings share: `batch(rows)` -> tensors, `losses(t)` -> parts."""
-    res = KnifeFitResult(examples=len(rows), dropped_too_long=too_long)
-
-    def prepare(s: int) -> Any:
-        return batch([rows[i] for i in batch_indices(len(rows), cfg.batch_size, s, cfg.seed)])
-
-    def step(t: Any) -> dict[str, Any]:
-        parts = losses(t)
-        res.losses.append(float(sum(v.detach() for v in parts.values())))
-        for k, v in parts.items():
-            res.parts.setdefault(k, []).append(float(v.detach()))
-        return parts
-
-    def load(state: dict[str, Any]) -> None:
-        res.losses, res.parts = (
-            list(state["losses"]),
-            {k: list(v) for k, v in state["parts"].items()},
-        )
-
-    hooks = Hooks(
-        lambda epoch: range(steps),
-        step,
-        size=lambda s: 1,
-        save=lambda: {"losses": res.losses, "parts": res.parts},
-        load=load,
-        prepare=prepare,
-    )
-    done = fit.run(hooks).extend(
-        KnifeFitResult,
-        losses=res.losses,
-        parts=res.parts,
-        examples=res.examples,
-        dropped_too_long=too_long,
-    )
-    if done.stopped_by_time:
-        log.warning("knife training stopped by train.max_minutes after %d steps", done.steps)
-    return done
+    return rows, KnifeFitResult(examples=len(rows), dropped_too_long=too_long), pad_id(tokenizer)
 
 
 def train_teacher(
@@ -299,23 +251,16 @@ def train_teacher(
     """Fine-tune the bottlenecked teacher (rationale in its input) on the answer tokens."""
     t0 = time.perf_counter()
     spec = cfg.knife or KnifeSpec()
+    rows, result, pad = _rows(tokenizer, examples, cfg.max_seq_len)
     steps, lr = spec.teacher_steps or cfg.steps, spec.teacher_lr or cfg.lr
-    rows, too_long = _rows(tokenizer, examples, cfg.max_seq_len)
-    pad = _pad_id(tokenizer)
-    torch.manual_seed(cfg.seed)
-    model, fit = rationale_fit(model, cfg, steps, lr, checkpoint, progress, device, "knife teacher")
-    done = _train(
-        model,
-        fit,
-        rows,
-        too_long,
-        cfg,
-        steps,
-        lambda rs: teacher_tensors(rs, pad),
-        lambda t: {"ce": teacher_loss(model, t)},
-    )
-    done.seconds = time.perf_counter() - t0
-    return (merge_lora(model) if cfg.lora is not None else model), done
+    model, fit = rationale_fit(model, cfg, checkpoint, progress, device, "knife teacher", steps, lr)
+
+    def objective(t: dict[str, torch.Tensor]) -> tuple[dict[str, Any], dict[str, Any]]:
+        parts = {"ce": teacher_loss(model, t)}
+        return parts, parts
+
+    tensors = partial(teacher_tensors, pad_id=pad)
+    return fit_rows(model, fit, cfg, rows, tensors, objective, result, t0, "parts")
 
 
 def train_knife_student(
@@ -331,27 +276,21 @@ def train_knife_student(
     """Train the student (no rationale in its input) against the frozen `teacher`."""
     t0 = time.perf_counter()
     spec = cfg.knife or KnifeSpec()
-    rows, too_long = _rows(tokenizer, examples, cfg.max_seq_len)
-    pad = _pad_id(tokenizer)
+    rows, result, pad = _rows(tokenizer, examples, cfg.max_seq_len)
     teacher = teacher.to(device).eval().requires_grad_(False)
-    torch.manual_seed(cfg.seed)
-    model, fit = rationale_fit(
-        model, cfg, cfg.steps, cfg.lr, checkpoint, progress, device, "train knife"
-    )
+    model, fit = rationale_fit(model, cfg, checkpoint, progress, device, "train knife")
 
-    def losses(b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def objective(b: dict[str, torch.Tensor]) -> tuple[dict[str, Any], dict[str, Any]]:
         parts = knife_losses(model, teacher, b, spec)
-        return {
+        weighted = {
             "ce": parts["ce"],
             "hidden": spec.hidden_weight * parts["hidden"],
             "logit": spec.logit_weight * parts["logit"],
         }
+        return weighted, weighted
 
-    done = _train(
-        model, fit, rows, too_long, cfg, cfg.steps, lambda rs: knife_tensors(rs, pad), losses
-    )
-    done.seconds = time.perf_counter() - t0
-    return (merge_lora(model) if cfg.lora is not None else model), done
+    tensors = partial(knife_tensors, pad_id=pad)
+    return fit_rows(model, fit, cfg, rows, tensors, objective, result, t0, "parts")
 
 
 def oracle_rows(tokenizer: Any, examples: Sequence[Example]) -> list[KnifeRow]:
@@ -389,7 +328,7 @@ def teacher_greedy(
     input (an oracle input: the test-time student never has one). No KV cache: every step
     reruns the batch under the bottleneck mask, cheap for answers of a few tokens."""
     eos = tokenizer.eos_token_id
-    pad = _pad_id(tokenizer)
+    pad = pad_id(tokenizer)
     rows = oracle_rows(tokenizer, examples)
     texts, counts = [], []
     teacher.eval()

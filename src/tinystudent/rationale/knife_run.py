@@ -64,21 +64,6 @@ def teacher_key(recipe: RationaleRecipe, examples: list[Example]) -> str:
     return fingerprint(recipe_key(payload), [e.to_json() for e in examples])
 
 
-def _info(result: KnifeFitResult) -> dict[str, Any]:
-    return {
-        "steps": result.steps,
-        "examples": result.examples,
-        "dropped_too_long": result.dropped_too_long,
-        "seconds": result.seconds,
-        "stopped_by_time": result.stopped_by_time,
-        "resumed_from": result.resumed_step,
-        "first_loss": result.losses[0] if result.losses else None,
-        "last_loss": result.losses[-1] if result.losses else None,
-        "first_parts": {k: v[0] for k, v in result.parts.items() if v},
-        "last_parts": {k: v[-1] for k, v in result.parts.items() if v},
-    }
-
-
 def knife_teacher(
     recipe: RationaleRecipe, examples: list[Example], stages: Stages, progress: bool
 ) -> tuple[Any, dict[str, Any]]:
@@ -99,7 +84,7 @@ def knife_teacher(
             f"knife teacher stopped by train.max_minutes after {result.steps} steps; the "
             "checkpoint is kept: rerun to continue"
         )
-    info = _info(result)
+    info = result.train_info()
     save_student(model.to("cpu"), tok, target, {"train": info, "role": "knife teacher"})
     stages.mark("teacher", key, ran=True)
     ckpt.clear()

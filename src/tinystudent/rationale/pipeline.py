@@ -223,21 +223,7 @@ def trained_student(
         )
     else:
         model, result = train_student(model, tok, examples, cfg, ckpt, progress, device)
-    train_info: dict[str, Any] = {
-        "steps": result.steps,
-        "examples": result.examples,
-        "dropped_too_long": result.dropped_too_long,
-        "seconds": result.seconds,
-        "stopped_by_time": result.stopped_by_time,
-        "resumed_from": result.resumed_step,
-        "first_loss": result.losses[0] if result.losses else None,
-        "last_loss": result.losses[-1] if result.losses else None,
-        **({"icl": result.icl} if hasattr(result, "icl") else {}),
-    }
-    parts = getattr(result, "parts", None)  # mode knife: CE, hidden MSE, logit KL (weighted)
-    if parts:
-        train_info["first_parts"] = {k: v[0] for k, v in parts.items() if v}
-        train_info["last_parts"] = {k: v[-1] for k, v in parts.items() if v}
+    train_info = result.train_info()
     if result.stopped_by_time:
         raise DataError(
             f"training stopped by train.max_minutes after {result.steps} of {cfg.steps} "

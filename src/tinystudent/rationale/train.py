@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
@@ -37,6 +37,8 @@ from tinystudent.train.engine import Fit, FitResult, Hooks
 from tinystudent.train.strategy import Strategy
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R", bound="RationaleFitResult")
 PEFT_PIP = "pip install 'tinystudent[rationale]'  (or: pip install peft)"
 
 
@@ -138,6 +140,19 @@ class RationaleFitResult(FitResult):
     task_losses: dict[str, list[float]] = field(default_factory=dict)
     examples: int = 0
     dropped_too_long: int = 0
+
+    def train_info(self) -> dict[str, Any]:
+        """What the saved model's metadata and the report say of this training."""
+        return {
+            "steps": self.steps,
+            "examples": self.examples,
+            "dropped_too_long": self.dropped_too_long,
+            "seconds": self.seconds,
+            "stopped_by_time": self.stopped_by_time,
+            "resumed_from": self.resumed_step,
+            "first_loss": self.losses[0] if self.losses else None,
+            "last_loss": self.losses[-1] if self.losses else None,
+        }
 
 
 def encode_examples(
@@ -267,26 +282,34 @@ def _training_rows(
             too_long + len(groups),
             cfg.max_seq_len,
         )
+    return groups, too_long, pad_id(tokenizer)
+
+
+def pad_id(tokenizer: Any) -> int:
+    """The id rows are padded with: the tokenizer's pad token, else its EOS."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if pad is None:
         raise DataError("the student's tokenizer has neither a pad nor an EOS token")
-    return groups, too_long, int(pad)
+    return int(pad)
 
 
 def rationale_fit(
     model: Any,
     cfg: RationaleTrainConfig,
-    steps: int,
-    lr: float,
     checkpoint: Checkpoint | None,
     progress: bool,
     device: str | torch.device,
     desc: str,
+    steps: int | None = None,
+    lr: float | None = None,
 ) -> tuple[Any, Fit]:
     """The engine every rationale trainer runs on (answer/cot/multitask/pinto, knife's teacher
-    and student, icl): frozen embeddings, LoRA, AdamW with warmup-linear decay, step
-    checkpoints of the trainable weights and the `max_minutes` deadline, as the recipe says.
-    Returns the model to train (wrapped in adapters under LoRA) and its `Fit`."""
+    and student, icl): torch seeded with `cfg.seed` (LoRA's fresh adapters draw from it),
+    frozen embeddings, LoRA, AdamW with warmup-linear decay over `steps` (default
+    `cfg.steps`) from `lr` (default `cfg.lr`), step checkpoints of the trainable weights and
+    the `max_minutes` deadline, as the recipe says. Returns the model to train (wrapped in
+    adapters under LoRA) and its `Fit`."""
+    torch.manual_seed(cfg.seed)
     if cfg.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     if cfg.lora is not None:
@@ -294,9 +317,9 @@ def rationale_fit(
     params = [p for p in model.parameters() if p.requires_grad]
     fit = Fit(
         model,
-        torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay),
+        torch.optim.AdamW(params, lr=cfg.lr if lr is None else lr, weight_decay=cfg.weight_decay),
         params,
-        total_steps=steps,
+        total_steps=cfg.steps if steps is None else steps,
         schedule="warmup_linear",
         warmup=cfg.warmup_steps,
         checkpoint=checkpoint,
@@ -309,6 +332,57 @@ def rationale_fit(
         strategy=Strategy(device),
     )
     return model, fit
+
+
+def fit_rows(
+    model: Any,
+    fit: Fit,
+    cfg: RationaleTrainConfig,
+    rows: Sequence[T],
+    tensors: Callable[[list[T]], Any],
+    objective: Callable[[Any], tuple[dict[str, Any], dict[str, Any]]],
+    result: R,
+    t0: float,
+    parts: str = "task_losses",
+) -> tuple[Any, R]:
+    """The step loop every rationale trainer shares: `fit.total_steps` steps, step s on
+    `tensors(the rows batch_indices picks)`; `objective(tensors)` returns the parts the engine
+    sums and backpropagates, and the parts to record in `result.<parts>` (`task_losses`, or
+    knife's `parts`; checkpoints keep them under that name too). Returns the model to save
+    (LoRA merged) and `result`'s class with the engine's counters and `seconds` since `t0`."""
+
+    def prepare(s: int) -> Any:
+        return tensors([rows[i] for i in batch_indices(len(rows), cfg.batch_size, s, cfg.seed)])
+
+    def step(batch: Any) -> dict[str, Any]:
+        loss_parts, recorded = objective(batch)
+        result.losses.append(float(sum(v.detach() for v in loss_parts.values())))
+        for name, value in recorded.items():
+            getattr(result, parts).setdefault(name, []).append(float(value.detach()))
+        return loss_parts
+
+    def load(state: dict[str, Any]) -> None:
+        result.losses = list(state["losses"])
+        setattr(result, parts, {k: list(v) for k, v in state[parts].items()})
+
+    hooks = Hooks(
+        lambda epoch: range(fit.total_steps),
+        step,
+        size=lambda s: 1,
+        save=lambda: {"losses": result.losses, parts: getattr(result, parts)},
+        load=load,
+        prepare=prepare,
+    )
+    counters = fit.run(hooks)
+    own = {f.name for f in fields(FitResult)}  # then `result`'s own fields, as `load` left them
+    extra = {f.name: getattr(result, f.name) for f in fields(result) if f.name not in own}
+    done = counters.extend(type(result), **extra)
+    if done.resumed_step:
+        log.info("%s: resumed at step %d", fit.desc, done.resumed_step)
+    if done.stopped_by_time:
+        log.warning("%s stopped by train.max_minutes after %d steps", fit.desc, done.steps)
+    done.seconds = time.perf_counter() - t0
+    return (merge_lora(model) if cfg.lora is not None else model), done
 
 
 def train_student(
@@ -326,52 +400,15 @@ def train_student(
     Resumes from `checkpoint` when it holds a state for the same key."""
     t0 = time.perf_counter()
     groups, too_long, pad = _training_rows(tokenizer, examples, cfg)
-    torch.manual_seed(cfg.seed)
-    model, fit = rationale_fit(
-        model, cfg, cfg.steps, cfg.lr, checkpoint, progress, device, f"train {cfg.mode.value}"
-    )
+    model, fit = rationale_fit(model, cfg, checkpoint, progress, device, f"train {cfg.mode.value}")
+    cf_weight = cfg.pinto.counterfactual_weight if cfg.pinto else 0.0
+
+    def objective(tensors: dict[Task, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        parts = _losses(model, tensors)
+        loss = mix_losses(parts, cfg.mode, cfg.label_weight, cf_weight)
+        return {"loss": loss}, {task.value: value for task, value in parts.items()}
+
     result = RationaleFitResult(
         examples=len(groups), dropped_too_long=too_long, task_losses={t.value: [] for t in Task}
     )
-
-    def prepare(s: int) -> dict[Task, Any]:
-        idx = batch_indices(len(groups), cfg.batch_size, s, cfg.seed)
-        return task_tensors([groups[i] for i in idx], pad)
-
-    def step(tensors: dict[Task, Any]) -> dict[str, Any]:
-        parts = _losses(model, tensors)
-        cf_weight = cfg.pinto.counterfactual_weight if cfg.pinto else 0.0
-        loss = mix_losses(parts, cfg.mode, cfg.label_weight, cf_weight)
-        result.losses.append(float(loss.detach()))
-        for task, value in parts.items():
-            result.task_losses[task.value].append(float(value.detach()))
-        return {"loss": loss}
-
-    def load(state: dict[str, Any]) -> None:
-        result.losses = list(state["losses"])
-        result.task_losses = {k: list(v) for k, v in state["task_losses"].items()}
-
-    def save() -> dict[str, Any]:
-        return {"losses": result.losses, "task_losses": result.task_losses}
-
-    hooks = Hooks(
-        lambda epoch: range(cfg.steps),
-        step,
-        size=lambda s: 1,
-        save=save,
-        load=load,
-        prepare=prepare,
-    )
-    done = fit.run(hooks).extend(
-        RationaleFitResult,
-        losses=result.losses,
-        task_losses=result.task_losses,
-        examples=result.examples,
-        dropped_too_long=too_long,
-    )
-    if done.resumed_step:
-        log.info("resumed rationale training at step %d", done.resumed_step)
-    if done.stopped_by_time:
-        log.warning("training stopped by train.max_minutes after %d steps", done.steps)
-    done.seconds = time.perf_counter() - t0
-    return (merge_lora(model) if cfg.lora is not None else model), done
+    return fit_rows(model, fit, cfg, groups, lambda b: task_tensors(b, pad), objective, result, t0)
