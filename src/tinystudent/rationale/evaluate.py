@@ -9,11 +9,14 @@ seconds per answer (tokenisation and decoding included).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from tinystudent.io import write_text
 from tinystudent.rationale.data import Example, Scorer
 from tinystudent.rationale.format import Mode, extract_answer, student_prompt
 
@@ -37,6 +40,11 @@ class EvalResult:
             "seconds_per_answer": self.seconds_per_answer,
             "max_new_tokens": self.max_new_tokens,
         }
+
+
+def save_predictions(path: Path, res: EvalResult) -> None:
+    """`res`'s predictions as JSON lines (one per test question), written atomically."""
+    write_text(path, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in res.predictions))
 
 
 def generate_greedy(

@@ -3,21 +3,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from tinystudent.checkpoint import Checkpoint, fingerprint
+from tinystudent.devices import resolve_device
 from tinystudent.errors import DataError
-from tinystudent.io import write_text
 from tinystudent.rationale.data import Example, Scorer
-from tinystudent.rationale.evaluate import EvalResult, evaluate_student
+from tinystudent.rationale.evaluate import EvalResult, evaluate_student, save_predictions
 from tinystudent.rationale.format import Mode
 from tinystudent.rationale.icl import (
     IclEncoded,
@@ -30,6 +29,8 @@ from tinystudent.rationale.icl import (
     training_prompts,
 )
 from tinystudent.rationale.icl_config import IclConfig
+from tinystudent.rationale.recipe import RationaleRecipe
+from tinystudent.rationale.student import load_student
 from tinystudent.rationale.train import (
     RationaleFitResult,
     RationaleTrainConfig,
@@ -138,18 +139,17 @@ def train_icl(
 
 
 def train_icl_student(
+    recipe: RationaleRecipe,
     model: Any,
     tokenizer: Any,
     examples: Sequence[Example],
-    cfg: RationaleTrainConfig,
+    checkpoint: Checkpoint,
     stages: Stages,
-    checkpoint: Checkpoint | None,
     progress: bool,
-    device: str | torch.device,
-    teacher_max_new_tokens: int,
-    teacher_batch_size: int,
 ) -> tuple[Any, IclFitResult]:
-    """Prompts -> (LM teacher's cached answers) -> rows -> training; what `pipeline` calls."""
+    """The `student` stage's training in mode icl: prompts -> (the LM teacher's cached answers,
+    a stage, capped at `evaluate.max_new_tokens`) -> rows -> training."""
+    cfg, ev, device = recipe.train, recipe.evaluate, resolve_device(recipe.device)
     assert cfg.icl is not None
     prompts = training_prompts(examples, cfg.icl.min_shots, cfg.icl.max_shots, cfg.seed)
     soft, teacher_meta = None, {"teacher": "labels"}
@@ -161,8 +161,8 @@ def train_icl_student(
             prompts,
             tokenizer,
             stages,
-            teacher_max_new_tokens,
-            teacher_batch_size,
+            ev.max_new_tokens,
+            ev.batch_size,
             str(device),
         )
     rows, info = encode_rows(tokenizer, prompts, cfg.icl, cfg.max_seq_len, soft)
@@ -173,10 +173,6 @@ def train_icl_student(
 
 
 # --------------------------------------------------------------------------- evaluation
-
-
-def _save_predictions(path: Any, res: EvalResult) -> None:
-    write_text(path, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in res.predictions))
 
 
 def evaluate_k_shot(
@@ -199,42 +195,42 @@ def evaluate_k_shot(
     )
 
 
-def icl_evaluation(
+def icl_report(
+    recipe: RationaleRecipe,
     model: Any,
     tokenizer: Any,
     zero_shot: EvalResult,
-    test: Sequence[Example],
     pool: Sequence[Example],
-    icl: IclConfig,
-    seed: int,
+    test: Sequence[Example],
     scorer: Scorer,
-    max_new_tokens: int,
-    batch_size: int,
     stages: Stages,
-    untrained: tuple[str, Callable[[], tuple[Any, Any]]] | None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """`icl_0shot` (the run's own evaluation) and `icl_<k>shot` of the trained student, and,
-    with `untrained` = (its key, a loader of the untrained student), its k-shot score (a
-    stage, `baseline_<k>shot.json`): does the base LM use the examples before ICL training?"""
-    k = icl.eval_shots
-    res = evaluate_k_shot(
-        model, tokenizer, test, pool, k, seed, scorer, max_new_tokens, batch_size, progress
-    )
-    _save_predictions(stages.root / f"predictions_{k}shot.jsonl", res)
+    """The report's `icl` section: `icl_0shot` (the run's own evaluation) and `icl_<k>shot` of
+    the trained student (demonstrations from `pool`, the training split), and, when the recipe
+    scores the untrained student, its k-shot score (a stage, `baseline_<k>shot.json`): does
+    the base LM use the examples before ICL training?"""
+    assert recipe.train.icl is not None
+    ev, k, seed = recipe.evaluate, recipe.train.icl.eval_shots, recipe.data.seed
+
+    def k_shot(m: Any, tok: Any) -> EvalResult:
+        return evaluate_k_shot(
+            m, tok, test, pool, k, seed, scorer, ev.max_new_tokens, ev.batch_size, progress
+        )
+
+    res = k_shot(model, tokenizer)
+    save_predictions(stages.root / f"predictions_{k}shot.jsonl", res)
     out: dict[str, Any] = {
         "eval_shots": k,
         "results": {"icl_0shot": zero_shot.summary(), f"icl_{k}shot": res.summary()},
     }
-    if untrained is not None:
-        key = fingerprint("icl-untrained", k, seed, [e.to_json() for e in test], untrained[0])
+    if ev.baseline:
+        base_key = recipe.section_hash("student", "data", "evaluate")
+        key = fingerprint("icl-untrained", k, seed, [e.to_json() for e in test], base_key)
 
         def score() -> dict[str, Any]:
-            base, tok = untrained[1]()
-            r = evaluate_k_shot(
-                base, tok, test, pool, k, seed, scorer, max_new_tokens, batch_size, progress
-            )
-            return {"result": r.summary()}
+            base, tok = load_student(recipe.student.model, recipe.student.num_layers)
+            return {"result": k_shot(base.to(resolve_device(recipe.device)), tok).summary()}
 
         path = stages.root / f"baseline_{k}shot.json"
         out[f"untrained_{k}shot"] = stages.artifact(f"baseline_{k}shot", key, path, score)["result"]

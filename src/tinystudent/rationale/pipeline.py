@@ -12,7 +12,6 @@ takes those over, so such a directory resumes too.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -32,9 +31,10 @@ from tinystudent.rationale.data import (
     number_match,
     save_jsonl,
 )
-from tinystudent.rationale.evaluate import EvalResult, evaluate_student
+from tinystudent.rationale.evaluate import EvalResult, evaluate_student, save_predictions
 from tinystudent.rationale.format import Mode
 from tinystudent.rationale.gym import gym_scorer, gym_split
+from tinystudent.rationale.icl_run import icl_report, train_icl_student, vouched
 from tinystudent.rationale.knife_run import knife_report, train_knife
 from tinystudent.rationale.recipe import (
     DataSource,
@@ -143,10 +143,8 @@ def icl_examples(
     """Mode icl's training questions: with teacher `labels` and a rationale source (a solver:
     the programmatic stand-in teacher; or a teacher LM), those it vouches for (answered right)."""
     kept, meta = training_examples(recipe, questions, scorer, stages)
-    if recipe.train.icl is None or kept is questions:
+    if kept is questions:  # an LM teacher, or no source that vouches: the data's answers
         return kept, meta
-    from tinystudent.rationale.icl_run import vouched
-
     return vouched(questions, kept), {**meta, "icl_labels_vouched_by": meta["source"]}
 
 
@@ -206,21 +204,7 @@ def trained_student(
     if cfg.mode is Mode.knife:  # teacher (its own stage) first, then the student against it
         model, result = train_knife(recipe, model, tok, examples, ckpt, stages, progress)
     elif cfg.mode is Mode.icl:  # an LM teacher's answers (its own stage) first, if any
-        from tinystudent.rationale.icl_run import train_icl_student
-
-        ev = recipe.evaluate
-        model, result = train_icl_student(
-            model,
-            tok,
-            examples,
-            cfg,
-            stages,
-            ckpt,
-            progress,
-            device,
-            ev.max_new_tokens,
-            ev.batch_size,
-        )
+        model, result = train_icl_student(recipe, model, tok, examples, ckpt, stages, progress)
     else:
         model, result = train_student(model, tok, examples, cfg, ckpt, progress, device)
     train_info = result.train_info()
@@ -246,14 +230,16 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
     train_all, test, scorer = load_data(recipe)
     questions = train_all[: cfg.num_examples]
     stages = Stages(out)
-    if cfg.mode is Mode.pinto:
+    if cfg.mode is Mode.pinto:  # the frozen rationalizer's rationales, in training and test
         from tinystudent.rationale.pinto_run import pinto_data
 
         examples, test, rationale_meta = pinto_data(
             recipe, questions, test, scorer, stages, progress
         )
-    else:
+    elif cfg.mode is Mode.icl:
         examples, rationale_meta = icl_examples(recipe, questions, scorer, stages)
+    else:
+        examples, rationale_meta = training_examples(recipe, questions, scorer, stages)
     baseline = baseline_score(recipe, test, scorer, stages, progress)
     model, tok, train_info = trained_student(recipe, examples, stages, progress)
     res: EvalResult = evaluate_student(
@@ -273,13 +259,10 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
         summary = with_rationalizer_cost(summary, rationale_meta["rationalizer"])
         for pred, ex in zip(res.predictions, test):
             pred["rationale"] = ex.rationale  # what the student read
-    write_text(
-        out / "predictions.jsonl",
-        "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in res.predictions),
-    )
-    icl_report = None
-    if cfg.icl is not None:
-        icl_report = _icl_report(recipe, model, tok, res, train_all, test, scorer, stages, progress)
+    save_predictions(out / "predictions.jsonl", res)
+    icl = None
+    if cfg.icl is not None:  # 0-shot and k-shot scores, demonstrations from the training split
+        icl = icl_report(recipe, model, tok, res, train_all, test, scorer, stages, progress)
     report = {
         "name": recipe.name,
         "mode": cfg.mode.value,
@@ -307,7 +290,7 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
         "stages": stages.ran,
         "untrained": baseline,
         "student_result": summary,
-        **({"icl": icl_report} if icl_report else {}),
+        **({"icl": icl} if icl else {}),
         "seconds": time.perf_counter() - t0,
     }
     if cfg.mode is Mode.knife:
@@ -316,46 +299,6 @@ def run_rationale(recipe: RationaleRecipe, out: Path, progress: bool = True) -> 
     write_json(out / "report.json", report)
     write_text(out / "report.md", render_report(report))
     return report
-
-
-def _icl_report(
-    recipe: RationaleRecipe,
-    model: Any,
-    tok: Any,
-    zero_shot: EvalResult,
-    pool: list[Example],
-    test: list[Example],
-    scorer: Scorer,
-    stages: Stages,
-    progress: bool,
-) -> dict[str, Any]:
-    """Mode icl's 0-shot and k-shot scores (demonstrations from the training split), and the
-    untrained student's k-shot score when the recipe scores the untrained student."""
-    from tinystudent.rationale.icl_run import icl_evaluation
-
-    assert recipe.train.icl is not None
-    ev = recipe.evaluate
-
-    def untrained_student() -> tuple[Any, Any]:
-        base, base_tok = load_student(recipe.student.model, recipe.student.num_layers)
-        return base.to(resolve_device(recipe.device)), base_tok
-
-    untrained = (recipe.section_hash("student", "data", "evaluate"), untrained_student)
-    return icl_evaluation(
-        model,
-        tok,
-        zero_shot,
-        test,
-        pool,
-        recipe.train.icl,
-        recipe.data.seed,
-        scorer,
-        ev.max_new_tokens,
-        ev.batch_size,
-        stages,
-        untrained if ev.baseline else None,
-        progress,
-    )
 
 
 def render_report(report: dict[str, Any]) -> str:
