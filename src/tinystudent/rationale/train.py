@@ -304,8 +304,8 @@ def rationale_fit(
     lr: float | None = None,
 ) -> tuple[Any, Fit]:
     """The engine every rationale trainer runs on (answer/cot/multitask/pinto, knife's teacher
-    and student, icl): torch seeded with `cfg.seed` (LoRA's fresh adapters draw from it),
-    frozen embeddings, LoRA, AdamW with warmup-linear decay over `steps` (default
+    and student, icl): torch seeded with `cfg.seed` (LoRA's fresh adapters and dropout draw
+    from it), frozen embeddings, LoRA, AdamW with warmup-linear decay over `steps` (default
     `cfg.steps`) from `lr` (default `cfg.lr`), step checkpoints of the trainable weights and
     the `max_minutes` deadline, as the recipe says. Returns the model to train (wrapped in
     adapters under LoRA) and its `Fit`."""
