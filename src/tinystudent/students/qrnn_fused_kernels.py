@@ -44,21 +44,27 @@ def _preact(blocks, start, end, t, d, window, g3, pre, e, bits):
         s = t - k if d == 0 else t + k
         if start <= s < end:
             off = (d * window + k) * g3
+            row = blocks[s, off : off + g3]
             for j in range(g3):
-                pre[j] += blocks[s, off + j]
+                pre[j] += row[j]
     for j in range(hidden):
         pre[j] *= np.float32(2.0)
-    for j in range(hidden, g3):
-        pre[j] = -pre[j]
+    gates = pre[hidden:g3]
+    for j in range(g3 - hidden):
+        gates[j] = -gates[j]
     _exp(pre, e, bits)
 
 
 @numba.njit(inline="always")
 def _update(zone, has_zone, rate, t, col, hidden, mt):
     """mt [H]: zoneout's keep decision at one step (1: the unit updates)."""
-    for j in range(hidden):
-        keep = (not has_zone) or zone[t, col + j] >= rate
-        mt[j] = np.float32(1.0) if keep else np.float32(0.0)
+    if has_zone:
+        draws, r = zone[t, col : col + hidden], np.float32(rate)
+        for j in range(hidden):
+            mt[j] = np.float32(1.0) if draws[j] >= r else np.float32(0.0)
+    else:
+        for j in range(hidden):
+            mt[j] = np.float32(1.0)
 
 
 @numba.njit(inline="always", fastmath=True)
@@ -70,21 +76,26 @@ def _forward_one(blocks, starts, zone, has_zone, rate, window, hidden, item, h, 
     pre, e, bits, mt, state = scratch
     for j in range(hidden):
         state[j] = 0.0
+    # Row and gate slices, indexed from 0: an index like `col + j` is not known to be
+    # non-negative, and its wraparound check kept these loops from vectorising cleanly.
+    ez, ef, eo = e[:hidden], e[hidden : 2 * hidden], e[2 * hidden : g3]
     for i in range(end - start):
         t = start + i if d == 0 else end - 1 - i
         _preact(blocks, start, end, t, d, window, g3, pre, e, bits)
         _update(zone, has_zone, rate, t, col, hidden, mt)
+        act_t = act[t, d * g3 : (d + 1) * g3]
         for j in range(g3):
-            act[t, d * g3 + j] = e[j]
+            act_t[j] = e[j]
+        c_t, h_t = c[t, col : col + hidden], h[t, col : col + hidden]
         for j in range(hidden):
-            sig_f = one / (one + e[hidden + j])
-            keep = e[hidden + j] * sig_f  # sigmoid(-f)
-            tz = one - two / (one + e[j])
+            sig_f = one / (one + ef[j])
+            keep = ef[j] * sig_f  # sigmoid(-f)
+            tz = one - two / (one + ez[j])
             forget = one + mt[j] * (max(sig_f, MIN_F) - one)
             s = forget * state[j] + mt[j] * keep * tz
             state[j] = s
-            c[t, col + j] = s
-            h[t, col + j] = s / (one + e[2 * hidden + j])
+            c_t[j] = s
+            h_t[j] = s / (one + eo[j])
 
 
 @numba.njit(inline="always")
