@@ -288,3 +288,28 @@ def test_packed_features_reach_the_reference_ops_when_the_kernel_cannot_run() ->
         ref(**feats).logits, ref(**ref.featurize(texts)).logits, atol=1e-6, rtol=0
     )
     torch.testing.assert_close(fused(**feats).logits, ref(**feats).logits, atol=1e-5, rtol=0)
+
+
+def test_packed_pooling_is_the_masked_mean_and_max_with_their_gradients() -> None:
+    """`packed_pool` on the real rows gives the padded batch's masked mean + max and the
+    same gradients; a text without rows gets mean 0, max -inf and no gradient."""
+    g = torch.Generator().manual_seed(0)
+    lengths = [3, 1, 0, 7]
+    starts = torch.tensor([0, 3, 4, 4, 11])
+    h = torch.randn(11, 5, generator=g, dtype=torch.float32, requires_grad=True)
+    pooled = qrnn_fused.packed_pool(h, starts)
+    mask = torch.zeros(4, 7)
+    for b, n in enumerate(lengths):
+        mask[b, :n] = 1.0
+    rows = mask.reshape(-1).nonzero().squeeze(1)
+    padded = qrnn_fused.unpack(h, rows, mask.shape)
+    m = mask.unsqueeze(-1)
+    mean = (padded * m).sum(1) / m.sum(1).clamp(min=1.0)
+    mx = padded.masked_fill(m == 0, float("-inf")).amax(1)
+    want = torch.cat([mean, mx], -1)
+    torch.testing.assert_close(pooled, want, atol=1e-6, rtol=0)
+    weights = torch.randn(4, 10, generator=g)
+    keep = torch.isfinite(want)
+    (grad,) = torch.autograd.grad((pooled[keep] * weights[keep]).sum(), h)
+    (grad_want,) = torch.autograd.grad((want[keep] * weights[keep]).sum(), h)
+    torch.testing.assert_close(grad, grad_want, atol=1e-6, rtol=0)

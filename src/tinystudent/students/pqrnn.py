@@ -116,15 +116,14 @@ class PQRNN(Student):
             tokens, mask = features["tokens"], features["mask"]
             if self.fused and qrnn_fused.can_fuse(tokens):
                 x = self.bottleneck(tokens).index_select(0, features["token_rows"])
-                h = self._packed_layers(x, mask, features["positions"], features["starts"])
-                return self._head(h, mask)
+                return self._packed_layers(x, mask, features["positions"], features["starts"])
             features = {"projection": unpacked_projection(features), "mask": mask}
         projection, mask = features["projection"], features["mask"]
         packed = qrnn_fused.pack(mask) if self.fused and qrnn_fused.can_fuse(projection) else None
         if packed is not None:
             rows, starts = packed
             x = self.bottleneck(projection.reshape(-1, projection.shape[-1])[rows])
-            hidden_states = self._packed_layers(x, mask, rows, starts)
+            return self._packed_layers(x, mask, rows, starts)
         else:
             # Padding must stay exactly zero: ReLU(bias) is not, and the backward QRNN's
             # window would read it beside the last real token, making outputs depend on
@@ -134,10 +133,6 @@ class PQRNN(Student):
             for layer in self.qrnn:
                 h = self._dropout(layer(h, mask))
                 hidden_states.append(h)
-        return self._head(hidden_states, mask)
-
-    def _head(self, hidden_states: list[torch.Tensor], mask: torch.Tensor) -> StudentOutput:
-        """Mean + max pooling of the last layer over the real tokens, then the classifier."""
         h, m = hidden_states[-1], mask.unsqueeze(-1)
         mean = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
         mx = h.masked_fill(m == 0, float("-inf")).amax(1)
@@ -148,16 +143,20 @@ class PQRNN(Student):
 
     def _packed_layers(
         self, x: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor, starts: torch.Tensor
-    ) -> list[torch.Tensor]:
-        """The layers' outputs [B, L, 2H] (zero-padded) from the bottleneck's output x [N, D]
-        on the real tokens only: the gate products run on [N, D] rows, not on the padded
-        batch (`rows`: each row's flat index in [B, L]; `starts`: each text's first row)."""
+    ) -> StudentOutput:
+        """The output from the bottleneck's output x [N, D] on the real tokens only: the
+        gate products and the pooling run on [N, D] rows, not on the padded batch (`rows`:
+        each row's flat index in [B, L]; `starts`: each text's first row); the layers'
+        outputs are scattered back to [B, L, 2H] (zero-padded) for `hidden_states`."""
         h = self._dropout(x)
         hidden_states = []
         for layer in self.qrnn:
             h = self._dropout(qrnn_fused.packed_biqrnn(layer, h, starts))
             hidden_states.append(qrnn_fused.unpack(h, rows, mask.shape))
-        return hidden_states
+        pooled = qrnn_fused.packed_pool(h, starts)
+        return StudentOutput(
+            logits=self.head(pooled), pooled=pooled, hidden_states=tuple(hidden_states)
+        )
 
 
 def unpacked_projection(features: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -143,6 +143,37 @@ class FusedBiQRNN(torch.autograd.Function):
         return dblocks, None, None, None, None
 
 
+class PackedPool(torch.autograd.Function):
+    """h [N, W] of a packed batch -> [B, 2W]: each text's mean and max over its rows, what
+    the student's masked mean + max over the padded [B, L, W] gives, without the padding
+    (the max's gradient goes to the first of tied rows, where torch's amax splits it)."""
+
+    @staticmethod
+    def forward(ctx: Any, h: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        hc = h.detach().contiguous()
+        st = starts.detach().to(torch.int64).contiguous()
+        out = torch.empty(st.shape[0] - 1, 2 * hc.shape[1])
+        arg = torch.empty(st.shape[0] - 1, hc.shape[1], dtype=torch.int64)
+        _loaded().pool_forward(hc.numpy(), st.numpy(), out.numpy(), arg.numpy())
+        ctx.save_for_backward(st, arg)
+        ctx.rows = hc.shape[0]
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        st, arg = ctx.saved_tensors
+        dh = torch.empty(ctx.rows, arg.shape[1])
+        g = grad.detach().to(torch.float32).contiguous()
+        _loaded().pool_backward(g.numpy(), st.numpy(), arg.numpy(), dh.numpy())
+        return dh, None
+
+
+def packed_pool(h: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+    """Mean + max pooling [B, 2W] of a packed batch's h [N, W] (see `PackedPool`)."""
+    out: torch.Tensor = PackedPool.apply(h, starts)
+    return out
+
+
 def pack(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(rows, starts) of a right-padded mask [B, L]: the flat indices of the real positions
     and each text's first packed row (B + 1 entries); None when the mask has holes (the

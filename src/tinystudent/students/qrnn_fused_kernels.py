@@ -236,3 +236,55 @@ def keep_mask(seed, rate, out):
     r = np.float32(rate)
     for i in range(flat.shape[0]):
         flat[i] = scale if _draw(s, i) >= r else zero
+
+
+@numba.njit(fastmath=True, error_model="numpy", cache=True)
+def pool_forward(h, starts, out, arg):
+    """out [B, 2W]: each text's mean, then max, over its rows of h [N, W]; arg [B, W]: the
+    row each max came from (the first, on ties). A text without rows gets the padded
+    pooling's values: mean 0, max -inf (arg -1)."""
+    width = h.shape[1]
+    for b in range(starts.shape[0] - 1):
+        start, end = starts[b], starts[b + 1]
+        mean, mx, am = out[b, :width], out[b, width:], arg[b]
+        if end == start:
+            for j in range(width):
+                mean[j] = 0.0
+                mx[j] = -np.inf
+                am[j] = -1
+            continue
+        first = h[start]
+        for j in range(width):
+            mean[j] = 0.0
+            mx[j] = first[j]
+            am[j] = start
+        for t in range(start, end):
+            row = h[t]
+            for j in range(width):
+                mean[j] += row[j]
+            for j in range(width):
+                if row[j] > mx[j]:
+                    mx[j] = row[j]
+                    am[j] = t
+        n = np.float32(end - start)
+        for j in range(width):
+            mean[j] /= n
+
+
+@numba.njit(fastmath=True, error_model="numpy", cache=True)
+def pool_backward(grad, starts, arg, dh):
+    """dh [N, W] from the pooled gradient [B, 2W]: the mean's share to every row of the
+    text, the max's to the row it came from."""
+    width = dh.shape[1]
+    for b in range(starts.shape[0] - 1):
+        start, end = starts[b], starts[b + 1]
+        g_mean, g_max = grad[b, :width], grad[b, width:]
+        if end == start:
+            continue
+        n = np.float32(end - start)
+        for t in range(start, end):
+            row = dh[t]
+            for j in range(width):
+                row[j] = g_mean[j] / n
+        for j in range(width):
+            dh[arg[b, j], j] += g_max[j]
