@@ -15,7 +15,14 @@ text has been seen (a server's steady state). The preprocessing stage is timed o
 
 Writes bench/results/pqrnn.json (with the machine, versions and command).
 
+With `--transfer`, only the training half runs, on the demo's transfer set with its
+teacher's soft labels (`pqrnn_transfer.py` runs the demo's data, teacher, transfer and label
+stages once into `runs/pqrnn-demo-transfer` and resumes from there): step times and
+per-epoch runs of the three paths, test accuracy on the demo's held-out split and agreement
+with its teacher; writes bench/results/pqrnn_transfer.json.
+
     python bench/pqrnn.py [--quick] [--out bench/results/pqrnn.json]
+    python bench/pqrnn.py --transfer [--epochs 3] [--seeds 0,1] [--quick]
 """
 
 from __future__ import annotations

@@ -15,7 +15,10 @@ not the matrix products, take most of a pQRNN training step. Here a layer is:
   recurrence c_t = F_t c_{t-1} + m_t sigmoid(-f_t) tanh(z_t), F_t = max(sigmoid(f_t), e^-5)
   where zoneout's m_t = 1 and F_t = 1 where m_t = 0, h_t = sigmoid(o_t) c_t: the
   reference's recurrence, step by step. The backward pass walks time the other way from
-  the saved states and gate exponentials.
+  the saved states and gate exponentials;
+- `PackedPool`: the student's mean + max pooling on the packed rows of the last layer, so
+  the padded [B, L, 2H] array is made only for `hidden_states`, never differentiated
+  through in a kd / ce step.
 
 The kernels run on as many numba threads as torch has, so `torch.set_num_threads` governs
 both (one thread is the training default).
