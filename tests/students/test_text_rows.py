@@ -61,6 +61,11 @@ def test_the_packed_form_scatters_back_to_the_projection_batch_bit_for_bit(
             )
 
 
-def test_a_batch_larger_than_the_memo_has_no_packed_form() -> None:
+def test_an_empty_batch_or_one_larger_than_the_memo_has_no_packed_form() -> None:
     rows = TextRows(HashProjection(64, seed=3), 2, 64, True)
     assert rows.packed(["a b", "c d", "e f"]) is None
+    assert rows.packed([]) is None
+    student = build_student("pqrnn", {"features": 64, "kernel": "fused"}, ["a", "b"]).train()
+    feats = student.featurize([])  # the padded form, which the forward takes at batch 0
+    assert set(feats) == {"projection", "mask"}
+    assert student(**feats).logits.shape == (0, 2)

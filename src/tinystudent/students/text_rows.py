@@ -70,8 +70,9 @@ class TextRows:
         `tokens` (texts one after another); `starts` [B + 1], each text's first position;
         `positions` [N], each position's flat index in the padded [B, L] layout; `mask`
         [B, L], as `batch` gives it. `tokens[token_rows]` scattered to `positions` is
-        `batch`'s projection, bit for bit (tested). None when the batch overflows the memo."""
-        ids = self._ids(texts)
+        `batch`'s projection, bit for bit (tested). None for an empty batch (a DDP rank's
+        share can be) and when the batch overflows the memo: `batch` serves those."""
+        ids = self._ids(texts) if texts else None
         if ids is None:
             return None
         lengths = np.array([max(1, len(i)) for i in ids], np.int64)
