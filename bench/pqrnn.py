@@ -15,7 +15,14 @@ text has been seen (a server's steady state). The preprocessing stage is timed o
 
 Writes bench/results/pqrnn.json (with the machine, versions and command).
 
+With `--transfer`, only the training half runs, on the demo's transfer set with its
+teacher's soft labels (`pqrnn_transfer.py` runs the demo's data, teacher, transfer and label
+stages once into `runs/pqrnn-demo-transfer` and resumes from there): step times and
+per-epoch runs of the three paths, test accuracy on the demo's held-out split and agreement
+with its teacher; writes bench/results/pqrnn_transfer.json.
+
     python bench/pqrnn.py [--quick] [--out bench/results/pqrnn.json]
+    python bench/pqrnn.py --transfer [--epochs 3] [--seeds 0,1] [--quick]
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ from tinystudent.evaluate import classification_metrics  # noqa: E402
 from tinystudent.evaluate.speed import latency_ms, throughput_tps, torch_threads  # noqa: E402
 from tinystudent.export import export_onnx  # noqa: E402
 from tinystudent.inference import Predictor  # noqa: E402
+from tinystudent.losses.ce import hard_ce  # noqa: E402
+from tinystudent.losses.kd import kd_kl  # noqa: E402
 from tinystudent.students import Student, build_student  # noqa: E402
 from tinystudent.train import TrainConfig, train_student  # noqa: E402
 from tinystudent.train.engine import build_schedule  # noqa: E402
@@ -56,11 +65,18 @@ TRAIN_PATHS: dict[str, dict[str, Any]] = {
 
 
 def step_times(
-    texts: list[str], labels: list[int], batch_size: int, batches: int, epochs: int
+    texts: list[str],
+    labels: list[int],
+    batch_size: int,
+    batches: int,
+    epochs: int,
+    probs: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Seconds per training step (forward, backward, AdamW) of each path on the same batches,
     interleaved; summed over the first `batches` of an epoch's batches as the engine draws
-    them (length-bucketed pools), with the learning rate of an `epochs`-epoch run's start."""
+    them (length-bucketed pools), with the learning rate of an `epochs`-epoch run's start.
+    With `probs` (a teacher's soft labels) the loss is the engine's default objective on
+    them (kd at T = 2, weight 0.9, + ce on gold rows), else cross-entropy on `labels`."""
     lengths = [len(t) for t in texts]
     gen = torch.Generator().manual_seed(0)
     groups = bucketed_batches(list(range(len(texts))), lengths, batch_size, gen)[:batches]
@@ -80,18 +96,21 @@ def step_times(
         sched = build_schedule("one_cycle", opt, n_steps)
         models[name] = (student, opt, sched)
 
-    def step(name: str, idx: list[int]) -> float:
+    def step(name: str, idx: list[int]) -> tuple[float, float]:
         student, opt, sched = models[name]
         y = torch.tensor([labels[i] for i in idx])
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         logits = student(**student.featurize([texts[i] for i in idx])).logits
-        loss = torch.nn.functional.cross_entropy(logits, y)
+        if probs is None:
+            loss = torch.nn.functional.cross_entropy(logits, y)
+        else:
+            loss = soft_loss(logits, torch.from_numpy(probs[idx]), y, cfg)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.max_grad_norm)
         opt.step()
         sched.step()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
     for name in models:  # compile / warm up (and fill the text cache, as epoch 1 does)
         for idx in groups:
@@ -99,42 +118,74 @@ def step_times(
             student.featurize([texts[i] for i in idx])
         step(name, groups[0])
     total = dict.fromkeys(models, 0.0)
+    total_cpu = dict.fromkeys(models, 0.0)
     for r, idx in enumerate(groups):
         best = dict.fromkeys(models, float("inf"))
+        best_cpu = dict.fromkeys(models, float("inf"))
         for rep in range(3):
             names = list(TRAIN_PATHS)
             turn = names[(r + rep) % 3 :] + names[: (r + rep) % 3]
             for name in turn:
-                best[name] = min(best[name], step(name, idx))
+                wall, cpu = step(name, idx)
+                best[name] = min(best[name], wall)
+                best_cpu[name] = min(best_cpu[name], cpu)
         for name in models:
             total[name] += best[name]
+            total_cpu[name] += best_cpu[name]
     steps = len(groups)
     return {
         "batch_size": batch_size,
         "steps": steps,
         "step_ms": {k: 1000 * v / steps for k, v in total.items()},
+        "step_cpu_ms": {k: 1000 * v / steps for k, v in total_cpu.items()},
         "speedup": total["today"] / total["fused"],
         "speedup_vs_reference": total["reference"] / total["fused"],
+        "cpu_speedup": total_cpu["today"] / total_cpu["fused"],
     }
 
 
+def soft_loss(
+    logits: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig
+) -> torch.Tensor:
+    """The engine's default objective (no `objectives` set): kd on the teacher's
+    probabilities at `temperature`, weight `alpha`, + ce on the gold rows (label >= 0)."""
+    kd = kd_kl(logits, probs, cfg.temperature)
+    return cfg.alpha * kd + (1 - cfg.alpha) * hard_ce(logits, labels)
+
+
 def train(
-    path: str, texts: list[str], labels: list[int], epochs: int, seed: int
-) -> tuple[Student, float]:
+    path: str,
+    texts: list[str],
+    labels: list[int],
+    epochs: int,
+    seed: int,
+    probs: np.ndarray | None = None,
+    label_names: list[str] = LABELS,
+) -> tuple[Student, float, float]:
+    """A student trained along `path`: wall and CPU seconds of `train_student` (the CPU
+    time is this process's: with one thread it is the training's own, whatever else the
+    machine runs). Without `probs`, one-hot gold labels stand in for a teacher."""
     torch.manual_seed(seed)
-    student = build_student("pqrnn", TRAIN_PATHS[path], LABELS)
-    probs = np.eye(len(LABELS), dtype=np.float32)[labels]
-    start = time.perf_counter()
+    student = build_student("pqrnn", TRAIN_PATHS[path], label_names)
+    if probs is None:
+        probs = np.eye(len(label_names), dtype=np.float32)[labels]
+    start, cpu = time.perf_counter(), time.process_time()
     cfg = TrainConfig(epochs=epochs, patience=epochs, seed=seed)
     train_student(student, texts, probs, labels, cfg)
-    return student.eval(), time.perf_counter() - start
+    return student.eval(), time.perf_counter() - start, time.process_time() - cpu
 
 
 def training_runs(
-    data: tuple[list[str], list[int], list[str], list[int]], epochs: int, seeds: list[int]
+    data: tuple[list[str], list[int], list[str], list[int]],
+    epochs: int,
+    seeds: list[int],
+    probs: np.ndarray | None = None,
+    teacher_test: np.ndarray | None = None,
+    label_names: list[str] = LABELS,
 ) -> tuple[dict[str, Any], dict[str, Student]]:
     """Each path x seed, interleaved (the order rotates per seed); the first seed's students
-    are returned for export."""
+    are returned for export. With `probs` the students learn from those soft labels and
+    `teacher_test` (the teacher's test probabilities) gives each run its agreement."""
     texts, labels, test_texts, test_labels = data
     runs: dict[str, Any] = {}
     kept: dict[str, Student] = {}
@@ -142,7 +193,7 @@ def training_runs(
         names = list(TRAIN_PATHS)
         for kernel in names[n % 3 :] + names[: n % 3]:
             with torch_threads(1):
-                student, secs = train(kernel, texts, labels, epochs, seed)
+                student, secs, cpu = train(kernel, texts, labels, epochs, seed, probs, label_names)
             p = student.predict_proba(test_texts)
             runs[f"{kernel} seed={seed}"] = {
                 "kernel": kernel,
@@ -151,8 +202,12 @@ def training_runs(
                 "epochs": epochs,
                 "seconds": secs,
                 "seconds_per_epoch": secs / epochs,
+                "cpu_seconds_per_epoch": cpu / epochs,
                 **classification_metrics(test_labels, p),
             }
+            if teacher_test is not None:
+                agree = float((p.argmax(1) == teacher_test.argmax(1)).mean())
+                runs[f"{kernel} seed={seed}"]["agreement_with_teacher"] = agree
             print(f"  trained {kernel} seed {seed}: {runs[f'{kernel} seed={seed}']}", flush=True)
             if seed == seeds[0]:
                 kept[kernel] = student
@@ -161,13 +216,20 @@ def training_runs(
         return sum(r[key] for r in runs.values() if r["kernel"] == path) / len(seeds)
 
     per_epoch = {k: mean("seconds_per_epoch", k) for k in TRAIN_PATHS}
+    cpu_epoch = {k: mean("cpu_seconds_per_epoch", k) for k in TRAIN_PATHS}
     summary = {
         "runs": runs,
         "seconds_per_epoch": per_epoch,
+        "cpu_seconds_per_epoch": cpu_epoch,
         "accuracy": {k: mean("accuracy", k) for k in TRAIN_PATHS},
         "speedup_per_epoch": per_epoch["today"] / per_epoch["fused"],
         "speedup_per_epoch_vs_reference": per_epoch["reference"] / per_epoch["fused"],
+        "cpu_speedup_per_epoch": cpu_epoch["today"] / cpu_epoch["fused"],
     }
+    if teacher_test is not None:
+        summary["agreement_with_teacher"] = {
+            k: mean("agreement_with_teacher", k) for k in TRAIN_PATHS
+        }
     return summary, kept
 
 
@@ -176,7 +238,7 @@ def reproducible(texts: list[str], labels: list[int]) -> bool:
     states = []
     for _ in range(2):
         with torch_threads(1):
-            student, _ = train("fused", texts, labels, 1, 0)
+            student, _, _ = train("fused", texts, labels, 1, 0)
         states.append(student.state_dict())
     return all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
@@ -264,11 +326,75 @@ def ratios(result: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def transfer_main(args: argparse.Namespace) -> int:
+    """Training only, on the demo's transfer set with its teacher's soft labels (see
+    `pqrnn_transfer`): step times and per-epoch runs of every path, accuracy on the demo's
+    test split and agreement with its teacher."""
+    from pqrnn_transfer import demo_transfer
+
+    d = demo_transfer(args.transfer_dir)
+    torch.set_num_threads(1)
+    texts, probs, labels = d.texts, d.probs, d.labels
+    test_texts, test_labels = d.test_texts, d.test_labels
+    if args.quick:
+        texts, probs, labels = texts[:2000], probs[:2000], labels[:2000]
+        test_texts, test_labels = test_texts[:300], test_labels[:300]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    epochs = args.epochs or (1 if args.quick else 3)
+    teacher_acc = float((d.teacher_test_probs.argmax(1) == np.array(d.test_labels)).mean())
+    result: dict[str, Any] = {"benchmark": "pqrnn_transfer", "quick": args.quick}
+    result["load_average_before"] = os.getloadavg()
+    result["data"] = {
+        "dataset": "rotten_tomatoes (the demo's split: k=64, 2,000 held out)",
+        "transfer": len(texts),
+        "gold_in_transfer": sum(1 for y in labels if y >= 0),
+        "test": len(test_texts),
+        "labels": "the demo's teacher (MiniLM-L6 fine-tuned on the 128 gold texts) soft labels",
+        "teacher_test_accuracy": teacher_acc,
+    }
+    print(f"[bench] transfer set {result['data']}", flush=True)
+    print("[bench] training step time, today / reference / fused ...", flush=True)
+    with torch_threads(1):
+        result["training_step"] = step_times(
+            texts, labels, 64, 8 if args.quick else 30, epochs, probs
+        )
+    print(f"  {result['training_step']}", flush=True)
+    data = (texts, labels, test_texts, test_labels)
+    teacher_test = d.teacher_test_probs[: len(test_texts)]
+    result["training"], _ = training_runs(data, epochs, seeds, probs, teacher_test, d.label_names)
+    result["ratios"] = {
+        "training_per_epoch_speedup": result["training"]["speedup_per_epoch"],
+        "training_per_epoch_cpu_speedup": result["training"]["cpu_speedup_per_epoch"],
+        "training_step_speedup": result["training_step"]["speedup"],
+        "training_step_cpu_speedup": result["training_step"]["cpu_speedup"],
+    }
+    print(f"  ratios {result['ratios']}", flush=True)
+    result["environment"] = environment()
+    result["load_average_after"] = os.getloadavg()
+    from tinystudent.io import write_json
+
+    out = args.out or str(RESULTS / "pqrnn_transfer.json")
+    write_json(out, result)
+    print(f"[bench] wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small budgets, for a smoke test")
-    ap.add_argument("--out", default=str(RESULTS / "pqrnn.json"))
+    ap.add_argument("--out", default=None, help="default bench/results/pqrnn[_transfer].json")
+    ap.add_argument(
+        "--transfer",
+        action="store_true",
+        help="training only, on the demo's transfer set with its teacher's soft labels",
+    )
+    ap.add_argument("--transfer-dir", default=None, help="run directory of the demo stages")
+    ap.add_argument("--epochs", type=int, default=None, help="--transfer: epochs per run")
+    ap.add_argument("--seeds", default="0,1", help="--transfer: comma-separated seeds")
     args = ap.parse_args(argv)
+    if args.transfer:
+        return transfer_main(args)
+    args.out = args.out or str(RESULTS / "pqrnn.json")
     torch.set_num_threads(1)
     ds = load_rotten_tomatoes()
     order = list(range(len(ds.texts)))

@@ -239,3 +239,77 @@ def test_kernel_draws_follow_torch_seed_and_have_the_right_law() -> None:
     y = qrnn_fused.dropout(x, 0.25)
     torch.testing.assert_close(torch.unique(y), torch.tensor([0.0, 4.0 / 3.0]))
     assert abs(float((y == 0).float().mean()) - 0.25) < 0.01
+
+
+@pytest.mark.parametrize("name", list(BATCHES))
+def test_the_packed_features_train_like_the_padded_ones(name: str) -> None:
+    """In training the fused student featurizes to the packed form (distinct tokens once);
+    with the same draws (dropout and zoneout on) its outputs and gradients are the padded
+    batch's, to float32 rounding. Eval mode keeps the two padded inputs export reads."""
+    from tinystudent.students.pqrnn import unpacked_projection
+
+    texts = [_words(n, i) for i, n in enumerate(BATCHES[name])]
+    options = {**TINY, "kernel": "fused", "dropout": 0.2, "zoneout": 0.2}
+    results = []
+    for packed in (True, False):
+        torch.manual_seed(0)
+        student = build_student("pqrnn", options, LABELS).train()
+        feats = student.featurize(texts)
+        assert ("tokens" in feats) is True
+        if not packed:
+            feats = {"projection": unpacked_projection(feats), "mask": feats["mask"]}
+            want = student.projection.batch(texts, student.cfg.max_tokens, True)
+            assert np.array_equal(feats["projection"].numpy(), want[0])
+        torch.manual_seed(1)
+        out = student(**feats)
+        out.logits.sum().backward()
+        grads = {n: p.grad.clone() for n, p in student.named_parameters()}
+        results.append((out, grads))
+    (a, ga), (b, gb) = results
+    torch.testing.assert_close(a.logits, b.logits, atol=1e-6, rtol=0)
+    for x, y in zip(a.hidden_states or (), b.hidden_states or ()):
+        assert x.shape == y.shape
+        torch.testing.assert_close(x, y, atol=1e-6, rtol=0)
+    for n, want in gb.items():
+        torch.testing.assert_close(ga[n], want, atol=1e-5, rtol=1e-4, msg=n)
+    student.eval()
+    assert set(student.featurize(texts)) == {"projection", "mask"}
+    ref = _student("reference")
+    assert set(ref.train().featurize(texts)) == {"projection", "mask"}
+
+
+def test_packed_features_reach_the_reference_ops_when_the_kernel_cannot_run() -> None:
+    texts = [_words(n, i) for i, n in enumerate(BATCHES["mixed"])]
+    fused = _student("fused").train()
+    feats = fused.featurize(texts)
+    ref = _student("reference").eval()
+    fused.eval()
+    torch.testing.assert_close(
+        ref(**feats).logits, ref(**ref.featurize(texts)).logits, atol=1e-6, rtol=0
+    )
+    torch.testing.assert_close(fused(**feats).logits, ref(**feats).logits, atol=1e-5, rtol=0)
+
+
+def test_packed_pooling_is_the_masked_mean_and_max_with_their_gradients() -> None:
+    """`packed_pool` on the real rows gives the padded batch's masked mean + max and the
+    same gradients; a text without rows gets mean 0, max -inf and no gradient."""
+    g = torch.Generator().manual_seed(0)
+    lengths = [3, 1, 0, 7]
+    starts = torch.tensor([0, 3, 4, 4, 11])
+    h = torch.randn(11, 5, generator=g, dtype=torch.float32, requires_grad=True)
+    pooled = qrnn_fused.packed_pool(h, starts)
+    mask = torch.zeros(4, 7)
+    for b, n in enumerate(lengths):
+        mask[b, :n] = 1.0
+    rows = mask.reshape(-1).nonzero().squeeze(1)
+    padded = qrnn_fused.unpack(h, rows, mask.shape)
+    m = mask.unsqueeze(-1)
+    mean = (padded * m).sum(1) / m.sum(1).clamp(min=1.0)
+    mx = padded.masked_fill(m == 0, float("-inf")).amax(1)
+    want = torch.cat([mean, mx], -1)
+    torch.testing.assert_close(pooled, want, atol=1e-6, rtol=0)
+    weights = torch.randn(4, 10, generator=g)
+    keep = torch.isfinite(want)
+    (grad,) = torch.autograd.grad((pooled[keep] * weights[keep]).sum(), h)
+    (grad_want,) = torch.autograd.grad((want[keep] * weights[keep]).sum(), h)
+    torch.testing.assert_close(grad, grad_want, atol=1e-6, rtol=0)

@@ -35,3 +35,37 @@ def test_the_student_featurizes_the_same_with_and_without_the_cache() -> None:
     for _ in range(2):  # the second call is served from the cache
         a, b = cached.featurize(TEXTS), plain.featurize(TEXTS)
         assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in ("projection", "mask"))
+
+
+@pytest.mark.parametrize(("max_tokens", "lowercase"), [(64, True), (5, False)])
+def test_the_packed_form_scatters_back_to_the_projection_batch_bit_for_bit(
+    max_tokens: int, lowercase: bool
+) -> None:
+    proj = HashProjection(64, seed=3)
+    rows = TextRows(HashProjection(64, seed=3), 1000, max_tokens, lowercase)
+    for batch in (TEXTS, ["", ""], TEXTS[::-1], ["only one"]):
+        want_proj, want_mask = proj.batch(batch, max_tokens, lowercase)
+        got = rows.packed(batch)
+        assert got is not None
+        tokens, token_rows = got["tokens"], got["token_rows"]
+        assert tokens.dtype == np.float32 and len(np.unique(tokens, axis=0)) == len(tokens)
+        assert got["starts"][0] == 0 and got["starts"][-1] == len(token_rows)
+        flat = np.zeros((want_mask.size, tokens.shape[1]), np.float32)
+        flat[got["positions"]] = tokens[token_rows]
+        assert np.array_equal(flat.reshape(want_proj.shape), want_proj)
+        assert np.array_equal(got["mask"], want_mask)
+        # texts one after another: text b's positions are its first real slots, in order
+        for b, (lo, hi) in enumerate(zip(got["starts"][:-1], got["starts"][1:])):
+            assert np.array_equal(
+                got["positions"][lo:hi], b * want_mask.shape[1] + np.arange(hi - lo)
+            )
+
+
+def test_an_empty_batch_or_one_larger_than_the_memo_has_no_packed_form() -> None:
+    rows = TextRows(HashProjection(64, seed=3), 2, 64, True)
+    assert rows.packed(["a b", "c d", "e f"]) is None
+    assert rows.packed([]) is None
+    student = build_student("pqrnn", {"features": 64, "kernel": "fused"}, ["a", "b"]).train()
+    feats = student.featurize([])  # the padded form, which the forward takes at batch 0
+    assert set(feats) == {"projection", "mask"}
+    assert student(**feats).logits.shape == (0, 2)

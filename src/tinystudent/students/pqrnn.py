@@ -75,11 +75,30 @@ class PQRNN(Student):
         self.head = nn.Linear(4 * cfg.hidden, len(label_names))
 
     def featurize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """`projection` [B, L, F] + `mask` [B, L]; in training with the fused kernel on the
+        CPU, the packed form instead (`TextRows.packed`: each distinct token's vector once,
+        the real positions only), which spares the step the padded array, its gather and
+        the bottleneck product on repeated tokens. Export and evaluation run in eval mode
+        and always see the two padded inputs."""
+        if self._packs():
+            assert self.text_rows is not None
+            packed = self.text_rows.packed(texts)
+            if packed is not None:
+                return {k: torch.from_numpy(v) for k, v in packed.items()}
         if self.text_rows is not None:
             proj, mask = self.text_rows.batch(texts)
         else:
             proj, mask = self.projection.batch(texts, self.cfg.max_tokens, self.cfg.lowercase)
         return {"projection": torch.from_numpy(proj), "mask": torch.from_numpy(mask)}
+
+    def _packs(self) -> bool:
+        """Whether `featurize` gives the packed form (see there)."""
+        return (
+            self.fused
+            and self.training
+            and self.text_rows is not None
+            and self.head.weight.device.type == "cpu"
+        )
 
     def _dropout(self, x: torch.Tensor) -> torch.Tensor:
         """nn.Dropout, or with the fused kernel the same distribution from the kernels'
@@ -93,10 +112,18 @@ class PQRNN(Student):
         return qrnn_fused.dropout(x, p)
 
     def forward(self, **features: torch.Tensor) -> StudentOutput:
+        if "tokens" in features:  # featurize's packed form
+            tokens, mask = features["tokens"], features["mask"]
+            if self.fused and qrnn_fused.can_fuse(tokens):
+                x = self.bottleneck(tokens).index_select(0, features["token_rows"])
+                return self._packed_layers(x, mask, features["positions"], features["starts"])
+            features = {"projection": unpacked_projection(features), "mask": mask}
         projection, mask = features["projection"], features["mask"]
         packed = qrnn_fused.pack(mask) if self.fused and qrnn_fused.can_fuse(projection) else None
         if packed is not None:
-            hidden_states = self._packed_layers(projection, mask, *packed)
+            rows, starts = packed
+            x = self.bottleneck(projection.reshape(-1, projection.shape[-1])[rows])
+            return self._packed_layers(x, mask, rows, starts)
         else:
             # Padding must stay exactly zero: ReLU(bias) is not, and the backward QRNN's
             # window would read it beside the last real token, making outputs depend on
@@ -115,13 +142,26 @@ class PQRNN(Student):
         )
 
     def _packed_layers(
-        self, projection: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor, starts: torch.Tensor
-    ) -> list[torch.Tensor]:
-        """The layers' outputs [B, L, 2H] (zero-padded), computed on the real tokens only:
-        the bottleneck and gate products run on [N, D] rows, not on the padded batch."""
-        h = self._dropout(self.bottleneck(projection.reshape(-1, projection.shape[-1])[rows]))
+        self, x: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor, starts: torch.Tensor
+    ) -> StudentOutput:
+        """The output from the bottleneck's output x [N, D] on the real tokens only: the
+        gate products and the pooling run on [N, D] rows, not on the padded batch (`rows`:
+        each row's flat index in [B, L]; `starts`: each text's first row); the layers'
+        outputs are scattered back to [B, L, 2H] (zero-padded) for `hidden_states`."""
+        h = self._dropout(x)
         hidden_states = []
         for layer in self.qrnn:
             h = self._dropout(qrnn_fused.packed_biqrnn(layer, h, starts))
             hidden_states.append(qrnn_fused.unpack(h, rows, mask.shape))
-        return hidden_states
+        pooled = qrnn_fused.packed_pool(h, starts)
+        return StudentOutput(
+            logits=self.head(pooled), pooled=pooled, hidden_states=tuple(hidden_states)
+        )
+
+
+def unpacked_projection(features: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The padded projection [B, L, F] of `featurize`'s packed form."""
+    tokens, mask = features["tokens"], features["mask"]
+    out = tokens.new_zeros(mask.numel(), tokens.shape[1])
+    out[features["positions"]] = tokens[features["token_rows"]]
+    return out.view(*mask.shape, tokens.shape[1])

@@ -15,7 +15,10 @@ not the matrix products, take most of a pQRNN training step. Here a layer is:
   recurrence c_t = F_t c_{t-1} + m_t sigmoid(-f_t) tanh(z_t), F_t = max(sigmoid(f_t), e^-5)
   where zoneout's m_t = 1 and F_t = 1 where m_t = 0, h_t = sigmoid(o_t) c_t: the
   reference's recurrence, step by step. The backward pass walks time the other way from
-  the saved states and gate exponentials.
+  the saved states and gate exponentials;
+- `PackedPool`: the student's mean + max pooling on the packed rows of the last layer, so
+  the padded [B, L, 2H] array is made only for `hidden_states`, never differentiated
+  through in a kd / ce step.
 
 The kernels run on as many numba threads as torch has, so `torch.set_num_threads` governs
 both (one thread is the training default).
@@ -141,6 +144,37 @@ class FusedBiQRNN(torch.autograd.Function):
         args = (act.numpy(), st.numpy(), zn.numpy(), *ctx.args, c.numpy(), dh.numpy())
         _pick("backward")(*args, dblocks.numpy())
         return dblocks, None, None, None, None
+
+
+class PackedPool(torch.autograd.Function):
+    """h [N, W] of a packed batch -> [B, 2W]: each text's mean and max over its rows, what
+    the student's masked mean + max over the padded [B, L, W] gives, without the padding
+    (the max's gradient goes to the first of tied rows, where torch's amax splits it)."""
+
+    @staticmethod
+    def forward(ctx: Any, h: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        hc = h.detach().contiguous()
+        st = starts.detach().to(torch.int64).contiguous()
+        out = torch.empty(st.shape[0] - 1, 2 * hc.shape[1])
+        arg = torch.empty(st.shape[0] - 1, hc.shape[1], dtype=torch.int64)
+        _loaded().pool_forward(hc.numpy(), st.numpy(), out.numpy(), arg.numpy())
+        ctx.save_for_backward(st, arg)
+        ctx.rows = hc.shape[0]
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        st, arg = ctx.saved_tensors
+        dh = torch.empty(ctx.rows, arg.shape[1])
+        g = grad.detach().to(torch.float32).contiguous()
+        _loaded().pool_backward(g.numpy(), st.numpy(), arg.numpy(), dh.numpy())
+        return dh, None
+
+
+def packed_pool(h: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+    """Mean + max pooling [B, 2W] of a packed batch's h [N, W] (see `PackedPool`)."""
+    out: torch.Tensor = PackedPool.apply(h, starts)
+    return out
 
 
 def pack(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -63,6 +63,38 @@ class TextRows:
             self._tokens[w] = self._used + i
         self._used = need
 
+    def packed(self, texts: list[str]) -> dict[str, np.ndarray] | None:
+        """The batch as the fused kernel reads it, without the padded [B, L, F] array:
+        `tokens` [U, F] float32, the batch's distinct token vectors (an empty text's one
+        position is an all-zero row); `token_rows` [N], each real position's row of
+        `tokens` (texts one after another); `starts` [B + 1], each text's first position;
+        `positions` [N], each position's flat index in the padded [B, L] layout; `mask`
+        [B, L], as `batch` gives it. `tokens[token_rows]` scattered to `positions` is
+        `batch`'s projection, bit for bit (tested). None for an empty batch (a DDP rank's
+        share can be) and when the batch overflows the memo: `batch` serves those."""
+        ids = self._ids(texts) if texts else None
+        if ids is None:
+            return None
+        lengths = np.array([max(1, len(i)) for i in ids], np.int64)
+        length = int(lengths.max(initial=1))
+        flat = np.concatenate([i if len(i) else np.array([-1], np.int64) for i in ids])
+        uniq, token_rows = np.unique(flat, return_inverse=True)
+        tokens = self._table[np.maximum(uniq, 0)].astype(np.float32)
+        tokens[uniq < 0] = 0.0
+        starts = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        pos = np.arange(int(starts[-1])) - np.repeat(starts[:-1], lengths)
+        positions = np.repeat(np.arange(len(texts)) * length, lengths) + pos
+        mask = np.zeros((len(texts), length), np.float32)
+        mask.reshape(-1)[positions] = 1.0
+        return {
+            "tokens": tokens,
+            "token_rows": token_rows.astype(np.int64).reshape(-1),
+            "starts": starts,
+            "positions": positions,
+            "mask": mask,
+        }
+
     def batch(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """What `HashProjection.batch(texts, max_tokens, lowercase)` returns."""
         ids = self._ids(texts)
