@@ -206,7 +206,41 @@ def pqrnn_block(path: Path) -> str:
         f"1-thread throughput x{ratio['int8_1thread_throughput_speedup']:.1f}, batch-1 p50 "
         f"x{ratio['int8_1thread_p50_speedup']:.1f}.",
     ]
+    transfer = path.with_name("pqrnn_transfer.json")
+    if transfer.exists():
+        lines += ["", *pqrnn_transfer_lines(json.loads(transfer.read_text()), transfer.name)]
     return "\n".join(lines) + "\n"
+
+
+def pqrnn_transfer_lines(doc: dict[str, Any], name: str) -> list[str]:
+    """`bench/pqrnn.py --transfer`: the training paths on the demo's transfer set."""
+    env, tr, step, data = doc["environment"], doc["training"], doc["training_step"], doc["data"]
+    lines = [
+        f"On the demo's transfer set ({data['transfer']:,} texts, {data['labels']}; tested on "
+        f"{data['test']:,} held-out texts, teacher {data['teacher_test_accuracy']:.3f}), "
+        f"generated from `bench/results/{name}` (`{env['command']}`, commit "
+        f"{(env['git_commit'] or 'unknown')[:8]}, load average "
+        f"{doc['load_average_before'][0]:.1f} before and {doc['load_average_after'][0]:.1f} "
+        "after):",
+        "",
+        "| training on the transfer set (1 thread, batch 64) | seed | s per epoch | "
+        "test accuracy | agreement with teacher |",
+        "|---|---|---|---|---|",
+    ]
+    for r in sorted(tr["runs"].values(), key=lambda r: (r["seed"], r["kernel"])):
+        lines.append(
+            f"| {r['kernel']} | {r['seed']} | {r['seconds_per_epoch']:.1f} | "
+            f"{r['accuracy']:.3f} | {r['agreement_with_teacher']:.3f} |"
+        )
+    acc = tr["accuracy"]
+    lines += [
+        "",
+        f"Per epoch fused is **x{tr['speedup_per_epoch']:.2f}** today's path (CPU time "
+        f"x{tr['cpu_speedup_per_epoch']:.2f}) and x{tr['speedup_per_epoch_vs_reference']:.2f} "
+        f"the cached reference; per step x{step['speedup']:.2f} today's. Mean test accuracy "
+        f"today {acc['today']:.3f}, reference {acc['reference']:.3f}, fused {acc['fused']:.3f}.",
+    ]
+    return lines
 
 
 def embeddings_block(path: Path) -> str:
