@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -413,6 +414,7 @@ def run_seeds_in_parallel(argv: list[str], args: argparse.Namespace) -> None:
                 running.remove((seed, proc))
                 if proc.returncode != 0:
                     failed.append(seed)
+    shutil.rmtree(scratch, ignore_errors=True)  # the runs hold the results, not these files
     if failed:
         raise SystemExit(f"seeds {failed} failed (their runs resume when rerun)")
 
@@ -422,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
 
     raw = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(raw)
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
     if args.table:
         return run_table(args)
     torch.set_num_threads(args.threads)
