@@ -65,6 +65,7 @@ def test_bad_task_or_option_is_one_clear_line():
         ),
         ("letter_counting", {"min_words": 3, "max_words": 6}),
         ("count_bits", {"max_n": 5000}),
+        ("leg_counting", {"min_animals": 2, "max_animals": 4, "max_instances": 5}),
         (
             "basic_arithmetic",
             {
@@ -93,7 +94,7 @@ def test_solver_rationales_reach_the_right_answer(task: str, options: dict):
         last = steps.strip().splitlines()[-1]
         if task in ("chain_sum", "decimal_chain_sum", "basic_arithmetic"):
             assert last.endswith(f"= {ex.answer}")
-        elif task == "letter_counting":
+        elif task in ("letter_counting", "leg_counting"):
             assert last.endswith(f"total {ex.answer}")
         else:
             assert len(last.split()) - 1 == int(ex.answer) or ex.answer == "0"
@@ -103,6 +104,15 @@ def test_solver_for_an_unknown_task_says_what_exists():
     with pytest.raises(DataError, match="no programmatic solver for task 'gcd'"):
         SolverRationales("gcd")
     assert {"chain_sum", "decimal_chain_sum", "letter_counting", "count_bits"} <= set(SOLVERS)
+    assert "leg_counting" in SOLVERS
+
+
+def test_leg_counting_solver_recalls_each_animals_legs():
+    from tinystudent.rationale.solvers import leg_counting
+
+    assert leg_counting({"animals": {"spider": 3, "snake": 2, "duck": 1}}) == (
+        "spider: 3 * 8 = 24, total 24\nsnake: 2 * 0 = 0, total 24\nduck: 1 * 2 = 2, total 26"
+    )
 
 
 def test_recipe_checks_task_and_solver():

@@ -82,6 +82,20 @@ def count_bits(meta: dict[str, Any]) -> str:
     return f"{meta['number']} in binary is {binary}\nones: {' '.join(ones) or '0'}"
 
 
+def leg_counting(meta: dict[str, Any]) -> str:
+    """One animal a line: its count times its legs (reasoning-gym's own table, the fact the
+    student must recall), then the running total, so each token needs one product or sum."""
+    from reasoning_gym.arithmetic.leg_counting import ANIMALS
+
+    total = 0
+    lines = []
+    for animal, count in dict(meta["animals"]).items():
+        legs = int(ANIMALS[animal])
+        total += int(count) * legs
+        lines.append(f"{animal}: {count} * {legs} = {int(count) * legs}, total {total}")
+    return "\n".join(lines)
+
+
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}
 
 
@@ -117,6 +131,7 @@ SOLVERS: dict[str, SolverFn] = {
     "letter_counting": letter_counting,
     "count_bits": count_bits,
     "basic_arithmetic": basic_arithmetic,
+    "leg_counting": leg_counting,
 }
 
 
