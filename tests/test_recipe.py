@@ -87,7 +87,8 @@ def test_every_kind_of_run_keeps_its_key_under_one_helper() -> None:
     assert EmbedRecipe().training_hash() == "58303e1daa16f01a"
     assert RationaleRecipe().training_hash() == "6e182e1f04827f79"
     assert RationaleRecipe().section_hash("rationales") == "60a731d826c52e60"
-    assert PROTOCOLS["rt"]().digest() == "4a95d64b53ac1417"
+    # moved once on purpose: the protocol gained the mpnet peers
+    assert PROTOCOLS["rt"]().digest() == "289c236d236dd745"
     # a model, a mapping of models and the plain dump all hash alike
     r = RationaleRecipe()
     assert recipe_key(r.data) == json_digest(r.data.model_dump(mode="json"))

@@ -87,6 +87,8 @@ def test_train_on_is_checked_and_rt_lists_the_peers() -> None:
         parse_bench({"baselines": {"x": {"kind": "model2vec-clf", "train_on": "pool"}}})
     rt = PROTOCOLS["rt"]()
     assert {"setfit", "model2vec-clf", "model2vec-clf (teacher labels)"} <= set(rt.baselines)
+    assert rt.baselines["setfit (mpnet)"].options["model"] == "mpnet-base"
+    assert rt.baselines["setfit-distilled"].options["teacher"] == "mpnet-base"
     assert rt.baselines["model2vec-clf (teacher labels)"].train_on == "teacher"
     assert "train_on" not in rt.baselines["model2vec-clf (teacher labels)"].options
 

@@ -312,10 +312,22 @@ def _rt_spec() -> BenchSpec:
             "fasttext": BaselineSpec(kind="fasttext"),
             "model2vec-lr": BaselineSpec(kind="model2vec-lr", teacher="minilm-l6"),
             "model2vec-lr (mpnet)": BaselineSpec(kind="model2vec-lr", teacher="mpnet-base"),
-            # The peers: SetFit-MiniLM on the gold examples (5 pair iterations, not the
-            # library's 20: 20 costs ~20 min per k = 64 seed on one thread), and model2vec's
-            # own classifier on the gold examples and on mpnet's labels of the transfer set.
+            # The peers: SetFit with the MiniLM and the mpnet body on the gold examples (5 pair
+            # iterations, not the library's 20, which cost 4x: ~20 min per k = 64 seed for
+            # MiniLM on one thread), SetFit's own distilled student (mpnet SetFit, shared with
+            # the row above through the peer cache, into paraphrase-MiniLM-L3 on 1,000 pool
+            # texts), and model2vec's own classifier on the gold examples and on mpnet's
+            # labels of the transfer set.
             "setfit": BaselineSpec(kind="setfit", model="minilm-l6", num_iterations=5),
+            "setfit (mpnet)": BaselineSpec(kind="setfit", model="mpnet-base", num_iterations=5),
+            "setfit-distilled": BaselineSpec(
+                kind="setfit-distilled",
+                teacher="mpnet-base",
+                teacher_iterations=5,
+                student="minilm-l3",
+                n_unlabeled=1000,
+                max_steps=200,
+            ),
             "model2vec-clf": BaselineSpec(kind="model2vec-clf", teacher="minilm-l6"),
             "model2vec-clf (teacher labels)": BaselineSpec(
                 kind="model2vec-clf", teacher="minilm-l6", train_on="teacher"
