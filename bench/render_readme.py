@@ -5,8 +5,9 @@
 Fills the blocks between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers:
 `demo-report` from a demo run's report.md; `students`, `serve`, `pqrnn`, `embeddings`, `generation`,
 `teachers` and `rationale` from bench/results/<name>.json; `bench-rt` and `bench-bbc` from
-the protocols' rt.json and bbc.json (written by bench/protocol.py, i.e. `make bench`).
-A block whose source is missing is left as it is.
+the protocols' rt.json and bbc.json (written by bench/protocol.py, i.e. `make bench`);
+`bench-peers_*` from the peer specs' JSON (`tinystudent bench bench/specs/peers_*.yaml`, plots
+by `python bench/plots.py`). A block whose source is missing is left as it is.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+#: bench/specs/<name>.yaml runs whose tables the README shows (`tinystudent bench`).
+PEER_SPECS = ("peers_rt_mpnet", "peers_bbc_mpnet_k8")
 
 
 def replace_block(text: str, name: str, body: str) -> str:
@@ -477,10 +482,13 @@ def protocol_block(doc: dict[str, Any], out_dir: Path) -> str:
         rel = out_dir.resolve().relative_to(ROOT)
     except ValueError:
         rel = out_dir
+    plots = [("accuracy vs throughput", "pareto"), ("accuracy vs k", "accuracy-vs-k")]
+    if len(doc["spec"]["ks"]) < 2:
+        plots = plots[:1]  # one k: no curve to draw
     return (
         render_markdown(doc)
-        + f"\n![accuracy vs throughput]({rel}/{name}-pareto.png)\n"
-        + f"![accuracy vs k]({rel}/{name}-accuracy-vs-k.png)\n"
+        + "\n"
+        + "".join(f"![{alt}]({rel}/{name}-{stem}.png)\n" for alt, stem in plots)
     )
 
 
@@ -517,7 +525,8 @@ def main() -> int:
     ablation = ROOT / "bench" / "results" / "ablation.json"
     if ablation.exists() and "<!-- ablation:start -->" in text:
         text = replace_block(text, "ablation", ablation_block(ablation))
-    for name in ("rt", "bbc"):  # `make bench` protocols (bench/protocol.py)
+    # the `make bench` protocols (bench/protocol.py), then the peer specs (bench/specs/)
+    for name in ("rt", "bbc", *PEER_SPECS):
         path = ROOT / "bench" / "results" / f"{name}.json"
         if path.exists() and f"<!-- bench-{name}:start -->" in text:
             block = protocol_block(json.loads(path.read_text()), path.parent)
