@@ -46,7 +46,7 @@ bench: assets-large
 	$(PY) bench/render_readme.py --demo runs/demo
 	$(MAKE) bench-rationale
 
-# The README's rationale table (bench/specs/rationale_table.yaml): about 9 hours on 2 cores
+# The README's rationale table (bench/specs/rationale_table.yaml): about 9.5 hours on 2 cores
 # (two seeds at once, one thread each); resumable, finished runs are reused.
 bench-rationale: install
 	HF_HUB_OFFLINE=1 $(PY) bench/rationale.py --table bench/specs/rationale_table.yaml --jobs 2
