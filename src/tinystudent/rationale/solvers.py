@@ -91,8 +91,9 @@ def leg_counting(meta: dict[str, Any]) -> str:
     lines = []
     for animal, count in dict(meta["animals"]).items():
         legs = int(ANIMALS[animal])
-        total += int(count) * legs
-        lines.append(f"{animal}: {count} * {legs} = {int(count) * legs}, total {total}")
+        product = int(count) * legs
+        total += product
+        lines.append(f"{animal}: {count} * {legs} = {product}, total {total}")
     return "\n".join(lines)
 
 
