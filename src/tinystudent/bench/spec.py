@@ -34,6 +34,9 @@ from tinystudent.train.config import TrainConfig
 
 #: Test texts a --quick run scores (the split itself is the protocol's).
 QUICK_TEST_TEXTS = 200
+#: SetFit pair iterations in the protocols; the distilled peer's teacher must use the same
+#: number to share the trained SetFit model through the peer cache.
+SETFIT_ITERATIONS = 5
 #: Teacher kinds whose `model` is a sentence encoder model2vec can distil from.
 ENCODER_KINDS = ("finetune", "frozen", "setfit")
 
@@ -318,12 +321,16 @@ def _rt_spec() -> BenchSpec:
             # the row above through the peer cache, into paraphrase-MiniLM-L3 on 1,000 pool
             # texts), and model2vec's own classifier on the gold examples and on mpnet's
             # labels of the transfer set.
-            "setfit": BaselineSpec(kind="setfit", model="minilm-l6", num_iterations=5),
-            "setfit (mpnet)": BaselineSpec(kind="setfit", model="mpnet-base", num_iterations=5),
+            "setfit": BaselineSpec(
+                kind="setfit", model="minilm-l6", num_iterations=SETFIT_ITERATIONS
+            ),
+            "setfit (mpnet)": BaselineSpec(
+                kind="setfit", model="mpnet-base", num_iterations=SETFIT_ITERATIONS
+            ),
             "setfit-distilled": BaselineSpec(
                 kind="setfit-distilled",
                 teacher="mpnet-base",
-                teacher_iterations=5,
+                teacher_iterations=SETFIT_ITERATIONS,
                 student="minilm-l3",
                 n_unlabeled=1000,
                 max_steps=200,
